@@ -1,0 +1,83 @@
+"""SQLite store of completions, keyed by everything that changes the output.
+
+Each completion is committed the moment it arrives (WAL journal), so a crash or SIGKILL loses at
+most the request in flight. Failed completions (backend errors) are not stored: a re-run retries
+them. This module does not decide what to generate; the runner asks it what is already done.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from evals.schema import Completion, Request, stable_hash
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS completions (
+    cache_key   TEXT PRIMARY KEY,
+    request_key TEXT NOT NULL,
+    model_hash  TEXT NOT NULL,
+    completion  TEXT NOT NULL,
+    created     REAL NOT NULL
+);
+"""
+
+
+def default_cache_path() -> Path:
+    env = os.environ.get("EVALS_CACHE")
+    if env:
+        return Path(env)
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return base / "evals" / "completions.sqlite"
+
+
+def cache_key(model_hash: str, request: Request) -> str:
+    """Hash of the model fingerprint hash and the request's full identity (media by hash)."""
+    return stable_hash({"model": model_hash, "request": request.cache_identity()})
+
+
+class CompletionCache:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # durable against process death, not power loss
+        self._db.execute("PRAGMA busy_timeout=30000")
+        self._db.executescript(SCHEMA)
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, Completion]:
+        keys = list(keys)
+        found: dict[str, Completion] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                f"SELECT cache_key, completion FROM completions WHERE cache_key IN ({marks})", chunk
+            )
+            for key, blob in rows:
+                found[key] = Completion.from_json(json.loads(blob))
+        return found
+
+    def put(self, key: str, model_hash: str, completion: Completion) -> None:
+        """Store one completion and commit at once. An existing entry is never overwritten."""
+        self._db.execute(
+            "INSERT OR IGNORE INTO completions VALUES (?, ?, ?, ?, ?)",
+            (key, completion.key, model_hash, json.dumps(completion.to_json()), time.time()),
+        )
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Every stored row (for inspection and tests)."""
+        cursor = self._db.execute(
+            "SELECT cache_key, request_key, model_hash, completion, created FROM completions"
+        )
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor]
+
+    def close(self) -> None:
+        self._db.close()

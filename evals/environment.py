@@ -1,0 +1,65 @@
+"""Describe the environment a run happened in: package versions, harness git revision, platform.
+
+Reads only; never imports heavy packages (versions come from installed metadata)."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+PACKAGES = (
+    "evals",
+    "torch",
+    "transformers",
+    "tokenizers",
+    "accelerate",
+    "gguf",
+    "datasets",
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "vllm",
+    "llama-cpp-python",
+    "httpx",
+    "rich",
+)
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def git_revision() -> dict[str, Any]:
+    """The harness's own git commit and whether the work tree had uncommitted changes."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = _git(root, "rev-parse", "HEAD")
+        dirty = bool(_git(root, "status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": commit, "dirty": dirty}
+
+
+def _git(root: Path, *args: str) -> str:
+    out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True, timeout=10)
+    return out.stdout.strip()
+
+
+def describe() -> dict[str, Any]:
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": package_versions(),
+        "git": git_revision(),
+        "argv": sys.argv,
+    }

@@ -1,0 +1,135 @@
+"""Score completions with their task and aggregate them into one result per task configuration.
+
+Used both after generation (`evals run`) and on existing generations (`evals score`). It does not
+generate, cache or write files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from evals.schema import Completion, Request, Sample, Score, Task
+from evals.stats import MetricSummary, guess_credited_accuracy, summarize, summarize_by
+from evals.verdict import Verdict, judge
+
+TRUNCATION_WARN = 0.05
+
+
+@dataclass
+class TaskResult:
+    label: str
+    task: Task
+    samples: list[Sample]
+    requests: list[Request]
+    completions: dict[str, Completion]
+    scores: list[Score]
+    summary: MetricSummary
+    by_category: dict[str, MetricSummary]
+    published: float | None = None
+    metric: str = "accuracy"
+    guess_accuracy: float | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def verdict(self) -> Verdict:
+        return judge(self.published, self.summary)
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "label": self.label,
+            "task": self.task.name,
+            "task_version": self.task.version,
+            "variant": self.task.variant,
+            "metric": self.metric,
+            **self.summary.to_json(),
+            "per_category": {name: s.to_json() for name, s in self.by_category.items()},
+            "published": self.published,
+            "verdict": self.verdict.to_json(),
+            "task_config": self.task.describe(),
+            "settings": self.settings,
+        }
+        if self.guess_accuracy is not None:
+            data["accuracy_with_guess_credit"] = self.guess_accuracy
+        return data
+
+
+def score_all(
+    task: Task,
+    samples: Sequence[Sample],
+    requests: Sequence[Request],
+    completions: dict[str, Completion],
+    *,
+    label: str | None = None,
+    published: float | None = None,
+    metric: str = "accuracy",
+    settings: dict[str, Any] | None = None,
+) -> TaskResult:
+    """Score every request that has a completion; requests without one are skipped."""
+    by_id = {s.id: s for s in samples}
+    scores = [
+        task.score(by_id[r.sample_id], completions[r.key], r.repeat) for r in requests if r.key in completions
+    ]
+    categories = {s.id: s.category for s in samples}
+    return TaskResult(
+        label=label or task.name,
+        task=task,
+        samples=list(samples),
+        requests=list(requests),
+        completions=completions,
+        scores=scores,
+        summary=summarize(scores),
+        by_category=summarize_by(scores, categories),
+        published=published,
+        metric=metric,
+        guess_accuracy=guess_credited_accuracy(scores),
+        settings=settings or {},
+    )
+
+
+def sample_records(result: TaskResult) -> list[dict[str, Any]]:
+    """One JSON-able record per scored completion, for samples.jsonl."""
+    by_id = {s.id: s for s in result.samples}
+    requests = {(r.sample_id, r.repeat): r for r in result.requests}
+    records = []
+    for score in result.scores:
+        request = requests[(score.sample_id, score.repeat)]
+        completion = result.completions[request.key]
+        sample = by_id[score.sample_id]
+        records.append(
+            {
+                "task": result.task.name,
+                "variant": result.task.variant,
+                "id": score.sample_id,
+                "repeat": score.repeat,
+                "category": sample.category,
+                "prompt": _prompt_text(request),
+                "raw": completion.raw,
+                "reasoning": completion.reasoning,
+                "answer": completion.text,
+                "extracted": score.extracted,
+                "target": sample.target,
+                "outcome": score.outcome.value,
+                "value": score.value,
+                "finish_reason": completion.finish_reason,
+                "prompt_tokens": completion.prompt_tokens,
+                "completion_tokens": completion.completion_tokens,
+                "seconds": completion.seconds,
+                "error": completion.error,
+                "details": score.details,
+            }
+        )
+    return records
+
+
+def _prompt_text(request: Request) -> Any:
+    if request.prompt is not None:
+        return request.prompt
+    return [{"role": m.role, "content": [_part_text(p) for p in m.content]} for m in request.messages]
+
+
+def _part_text(part: Any) -> str:
+    if part.type == "text":
+        return part.text
+    return f"<{part.type} {part.path or part.sha256[:12]}>"

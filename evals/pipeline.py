@@ -1,0 +1,299 @@
+"""The two end-to-end flows: run a card (generate, score, report) and score existing generations.
+
+The CLI parses arguments into the small option objects below and calls `run` or `score`; tests
+call them the same way. Generation goes through the runner and cache; scoring through the task.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from evals import environment, registry
+from evals.cache import CompletionCache, default_cache_path
+from evals.cards import Card, Row, load_card
+from evals.evaluate import TaskResult, score_all
+from evals.models import resolve_model
+from evals.records import write_run
+from evals.runner import generate_all
+from evals.schema import Completion, Request, Sample, Sampling, Task
+from reports.markdown import render_report
+from runners.outputs import split_output
+
+
+@dataclass
+class RunOptions:
+    card: str | None = "smoke"
+    tasks: list[str] = field(default_factory=list)  # instead of a card
+    variant: str | None = None
+    model: str | None = None
+    backend: str | None = None
+    backend_options: dict[str, Any] = field(default_factory=dict)
+    task_options: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, str] = field(default_factory=dict)  # task name (or "*") -> local source
+    limit: int | None = None
+    repeats: int | None = None
+    sampling: dict[str, Any] = field(default_factory=dict)  # CLI overrides of sampling fields
+    output: Path | None = None
+    cache: Path | None = None
+    show_progress: bool = True
+
+
+@dataclass
+class PlannedRow:
+    row: Row
+    task: Task | None
+    samples: list[Sample]
+    requests: list[Request]
+    sampling: Sampling | None
+    unavailable: str | None = None
+
+
+def run(options: RunOptions) -> tuple[Path, list[TaskResult], str]:
+    """Generate what is missing, score, and write the run directory. Returns (dir, results, report)."""
+    card = _card_for(options)
+    started = time.strftime("%Y-%m-%dT%H:%M:%S")
+    plans = [_plan_row(row, options) for row in card.rows]
+    model = resolve_model(options.model or card.model)
+    backend_name = options.backend or card.backend
+    backend = registry.backend_class(backend_name)(model, **options.backend_options)
+    all_requests = [r for p in plans for r in p.requests]
+    cache = CompletionCache(options.cache or default_cache_path())
+    try:
+        completions, stats = generate_all(backend, all_requests, cache, show_progress=options.show_progress)
+        fingerprint = backend.fingerprint()
+    finally:
+        cache.close()
+        backend.close()
+    results = [_score_row(p, completions) for p in plans if p.task is not None]
+    out_dir = options.output or Path("runs") / f"{card.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    run_info = {
+        "kind": "run",
+        "started": started,
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "card": {"name": card.name, "path": card.path, "sha256": card.sha256},
+        "model": {"spec": options.model or card.model, "resolved": model, "backend": backend_name},
+        "model_fingerprint": fingerprint,
+        "options": _jsonable(asdict(options)),
+        "tasks": [_task_info(p) for p in plans],
+        "generation": asdict(stats) | {"tokens_per_second": stats.tokens_per_second},
+        "environment": environment.describe(),
+    }
+    header = {
+        "title": f"{card.title}: reproduction report",
+        "model": model,
+        "backend": backend_name,
+        "card": card.name,
+        "started": started,
+        "harness": (run_info["environment"]["git"].get("commit") or "unknown")[:12],
+    }
+    report = render_report(header, _report_rows(plans, results))
+    write_run(out_dir, run_info, results, report)
+    return out_dir, results, report
+
+
+def _card_for(options: RunOptions) -> Card:
+    if not options.tasks:
+        return load_card(options.card or "smoke")
+    if not options.model:
+        raise ValueError("--tasks needs --model (the model to run); or use --card NAME")
+    rows = tuple(
+        Row(label=name, task=name, variant=options.variant, published=None, metric="accuracy", settings={})
+        for name in options.tasks
+    )
+    return Card(
+        name="+".join(options.tasks),
+        title=", ".join(options.tasks),
+        model=options.model,
+        backend=options.backend or "hf",
+        rows=rows,
+    )
+
+
+def _plan_row(row: Row, options: RunOptions) -> PlannedRow:
+    if row.task not in registry.TASKS:
+        return PlannedRow(row, None, [], [], None, unavailable=f"task '{row.task}' is not implemented yet")
+    task_options = {**row.options, **options.task_options}
+    task = registry.task_class(row.task)(options.variant or row.variant, **task_options)
+    source = options.data.get(row.task) or options.data.get("*") or row.data
+    samples = task.load(source)
+    if options.limit is not None:
+        samples = samples[: options.limit]
+    sampling = replace(row.sampling(task.default_sampling), **options.sampling)
+    repeats = options.repeats or row.repeats
+    requests = [r for s in samples for r in task.requests(s, sampling, repeats)]
+    return PlannedRow(row, task, samples, requests, sampling)
+
+
+def _score_row(plan: PlannedRow, completions: dict[str, Completion]) -> TaskResult:
+    assert plan.task is not None and plan.sampling is not None
+    return score_all(
+        plan.task,
+        plan.samples,
+        plan.requests,
+        completions,
+        label=plan.row.label,
+        published=plan.row.published,
+        metric=plan.row.metric,
+        settings=_settings_as_run(plan.row, plan.sampling),
+    )
+
+
+def _settings_as_run(row: Row, sampling: Sampling) -> dict[str, Any]:
+    """Each setting as it ran, with the card's evidence, or where it came from if not the card."""
+    as_run: dict[str, Any] = {name: asdict(s) for name, s in row.settings.items()}
+    for name, value in asdict(sampling).items():
+        card = row.settings.get(name)
+        if card is None:
+            as_run[name] = {"value": value, "evidence": "task default", "note": ""}
+        elif card.value != value and not (name == "stop" and tuple(card.value) == value):
+            as_run[name] = {"value": value, "evidence": "overridden", "note": f"card: {card.value}"}
+    return as_run
+
+
+def _report_rows(plans: list[PlannedRow], results: list[TaskResult]) -> list[dict[str, Any]]:
+    by_label = {r.label: r for r in results}
+    rows = []
+    for plan in plans:
+        if plan.task is None:
+            rows.append(
+                {
+                    "label": plan.row.label,
+                    "task": plan.row.task,
+                    "published": plan.row.published,
+                    "unavailable": plan.unavailable,
+                }
+            )
+        else:
+            rows.append(by_label[plan.row.label].to_json())
+    return rows
+
+
+def _task_info(plan: PlannedRow) -> dict[str, Any]:
+    if plan.task is None:
+        return {"label": plan.row.label, "task": plan.row.task, "unavailable": plan.unavailable}
+    return {
+        "label": plan.row.label,
+        "task": plan.task.name,
+        "version": plan.task.version,
+        "config": plan.task.describe(),
+        "samples": len(plan.samples),
+        "requests": len(plan.requests),
+        "sampling": asdict(plan.sampling) if plan.sampling else None,
+    }
+
+
+def _jsonable(data: Any) -> Any:
+    return json.loads(json.dumps(data, default=str))
+
+
+# --- scoring existing generations -------------------------------------------------------------
+
+
+@dataclass
+class ScoreOptions:
+    task: str
+    predictions: Path
+    variant: str | None = None
+    task_options: dict[str, Any] = field(default_factory=dict)
+    data: str | None = None
+    output: Path | None = None
+
+
+@dataclass
+class Prediction:
+    sample_id: str
+    repeat: int
+    response: str
+    answer: Any = None
+
+
+def read_predictions(path: Path) -> list[Prediction]:
+    """Read a JSONL file of {"id", "response", optional "repeat", optional "answer"} lines."""
+    if not path.is_file():
+        raise FileNotFoundError(
+            f'predictions file {path} does not exist; pass a JSONL file of {{"id", "response"}} lines'
+        )
+    predictions = []
+    with path.open() as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
+            if not isinstance(item, dict) or "id" not in item or "response" not in item:
+                raise ValueError(f'{path}:{number}: each line needs "id" and "response"')
+            response = item["response"] if item["response"] is not None else ""
+            predictions.append(
+                Prediction(str(item["id"]), int(item.get("repeat", 0)), str(response), item.get("answer"))
+            )
+    if not predictions:
+        raise ValueError(f"{path}: no predictions found")
+    return predictions
+
+
+@dataclass
+class ScoreOutcome:
+    result: TaskResult
+    out_dir: Path | None
+    report: str
+    gold_mismatches: list[tuple[str, Any, Any]]  # (id, answer in predictions, answer in dataset)
+    missing_samples: int
+
+
+def score(options: ScoreOptions) -> ScoreOutcome:
+    task = registry.task_class(options.task)(options.variant, **options.task_options)
+    predictions = read_predictions(options.predictions)
+    samples = {s.id: s for s in task.load(options.data)}
+    unknown = sorted({p.sample_id for p in predictions} - samples.keys())
+    if unknown:
+        raise ValueError(
+            f"{len(unknown)} prediction ids are not in the loaded dataset (first: {', '.join(unknown[:5])}); "
+            "check --task/--data"
+        )
+    seen: set[tuple[str, int]] = set()
+    requests: list[Request] = []
+    completions: dict[str, Completion] = {}
+    mismatches = []
+    for pred in predictions:
+        if (pred.sample_id, pred.repeat) in seen:
+            raise ValueError(f"prediction for id {pred.sample_id} repeat {pred.repeat} appears twice")
+        seen.add((pred.sample_id, pred.repeat))
+        sample = samples[pred.sample_id]
+        request = task.requests(sample, task.default_sampling, pred.repeat + 1)[pred.repeat]
+        requests.append(request)
+        split = split_output(pred.response)
+        completions[request.key] = Completion(
+            key=request.key,
+            text=split.answer,
+            raw=pred.response,
+            reasoning=split.reasoning,
+            thought_open=split.thought_open,
+        )
+        if pred.answer is not None and str(pred.answer) != str(sample.target) and pred.repeat == 0:
+            mismatches.append((pred.sample_id, pred.answer, sample.target))
+    scored = sorted({p.sample_id for p in predictions})
+    result = score_all(task, [samples[i] for i in scored], requests, completions, label=options.task)
+    digest = hashlib.sha256(options.predictions.read_bytes()).hexdigest()
+    header = {
+        "title": f"Rescoring {options.predictions.name}",
+        "model": f"predictions {options.predictions}",
+        "backend": "none (existing generations)",
+    }
+    report = render_report(header, [result.to_json()])
+    if options.output is not None:
+        run_info = {
+            "kind": "score",
+            "predictions": {"path": str(options.predictions), "sha256": digest, "lines": len(predictions)},
+            "task": {"name": task.name, "version": task.version, "config": task.describe()},
+            "gold_mismatches": [{"id": i, "predictions": a, "dataset": b} for i, a, b in mismatches],
+            "environment": environment.describe(),
+        }
+        write_run(options.output, run_info, [result], report)
+    return ScoreOutcome(result, options.output, report, mismatches, len(samples) - len(scored))

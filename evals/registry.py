@@ -1,0 +1,36 @@
+"""Plain dict registries of tasks and backends, imported lazily so that heavy dependencies
+(torch, vllm, llama_cpp) load only when that backend is used. Nothing else lives here."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# task name -> "module:Class"; the class takes (variant: str | None = None, **options)
+TASKS: dict[str, str] = {
+    "mmlu_pro": "tasks.mmlu_pro:MMLUPro",
+}
+
+# backend name -> "module:Class"; the class takes (model: str, **options)
+BACKENDS: dict[str, str] = {
+    "hf": "runners.hf:HFBackend",
+}
+
+
+class UnknownName(ValueError):
+    pass
+
+
+def _load(table: dict[str, str], name: str, kind: str) -> Any:
+    if name not in table:
+        raise UnknownName(f"unknown {kind} '{name}'; choose one of: {', '.join(sorted(table))}")
+    module_name, _, attr = table[name].partition(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def task_class(name: str) -> Any:
+    return _load(TASKS, name, "task")
+
+
+def backend_class(name: str) -> Any:
+    return _load(BACKENDS, name, "backend")

@@ -1,0 +1,267 @@
+"""The contract between tasks, backends and the orchestrator.
+
+This is a leaf module: it imports nothing of this project. Tasks build `Sample`s and `Request`s
+and turn `Completion`s into `Score`s; backends turn `Request`s into `Completion`s; the orchestrator
+(cache, runner, statistics, reports) only moves these objects around. It does not load data,
+talk to models, or score anything itself.
+
+Media (images, audio) are referenced by path or carried as bytes, never decoded here, so a whole
+dataset of requests stays small in memory; backends decode media per batch.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+
+class Outcome(enum.StrEnum):
+    """What happened to one sample (one repeat)."""
+
+    CORRECT = "correct"
+    WRONG = "wrong"
+    UNPARSED = "unparsed"  # the model answered, but no answer could be read from it
+    TRUNCATED = "truncated"  # hit the token budget (or left its thought block open) without an answer
+    ERROR = "error"  # the backend or the sample's inputs failed
+    TIMEOUT = "timeout"  # the backend (or a sandbox) ran out of wall-clock time
+
+
+FAILURE_OUTCOMES = (Outcome.UNPARSED, Outcome.TRUNCATED, Outcome.ERROR, Outcome.TIMEOUT)
+
+
+# --- request side -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TextPart:
+    text: str
+    type: Literal["text"] = "text"
+
+
+@dataclass(frozen=True)
+class ImagePart:
+    """An image by file path or encoded bytes (PNG/JPEG/...); `sha256` identifies it in cache keys."""
+
+    path: str | None = None
+    data: bytes | None = None
+    type: Literal["image"] = "image"
+
+    @property
+    def sha256(self) -> str:
+        return _media_hash(self.path, self.data)
+
+
+@dataclass(frozen=True)
+class AudioPart:
+    """An audio clip by file path or encoded bytes (WAV/FLAC/...); backends resample to 16 kHz mono."""
+
+    path: str | None = None
+    data: bytes | None = None
+    type: Literal["audio"] = "audio"
+
+    @property
+    def sha256(self) -> str:
+        return _media_hash(self.path, self.data)
+
+
+Part = TextPart | ImagePart | AudioPart
+
+
+@dataclass(frozen=True)
+class Message:
+    role: Literal["system", "user", "assistant"]
+    content: tuple[Part, ...]
+
+    @staticmethod
+    def user(*parts: Part | str) -> Message:
+        return Message("user", tuple(TextPart(p) if isinstance(p, str) else p for p in parts))
+
+    @staticmethod
+    def system(text: str) -> Message:
+        return Message("system", (TextPart(text),))
+
+    @staticmethod
+    def assistant(text: str) -> Message:
+        return Message("assistant", (TextPart(text),))
+
+    @property
+    def text(self) -> str:
+        return "".join(p.text for p in self.content if isinstance(p, TextPart))
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Every generation setting that changes the output. temperature 0 means greedy."""
+
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_k: int = 0  # 0 = off
+    max_tokens: int = 1024
+    seed: int = 0
+    thinking: bool = False
+    stop: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Request:
+    """One generation: chat `messages`, or a raw completion `prompt` (no chat template).
+
+    `key` names the request (task/variant/sample/repeat) and is unique within a run; the cache key
+    (`cache_identity`) additionally covers everything that changes the output.
+    """
+
+    key: str
+    sample_id: str
+    repeat: int
+    sampling: Sampling
+    messages: tuple[Message, ...] = ()
+    prompt: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.prompt is None) == (not self.messages):
+            raise ValueError(f"request {self.key}: give exactly one of messages or prompt")
+
+    def cache_identity(self) -> dict[str, Any]:
+        """A JSON-able description of the request with media replaced by their hashes."""
+        return {
+            "prompt": self.prompt,
+            "messages": [
+                {"role": m.role, "content": [_part_identity(p) for p in m.content]} for m in self.messages
+            ],
+            "sampling": asdict(self.sampling),
+            "repeat": self.repeat,
+        }
+
+
+# --- result side --------------------------------------------------------------------------
+
+FinishReason = Literal["stop", "length", "error", "timeout"]
+
+
+@dataclass
+class Completion:
+    """What a backend returns for one request.
+
+    `text` is the final answer only (thinking stripped); `reasoning` is the thought block, if any;
+    `raw` is the full decoded output with special tokens kept. `thought_open` is True when the
+    model opened a thought block and never closed it (the answer is then unusable).
+    """
+
+    key: str
+    text: str
+    raw: str = ""
+    reasoning: str | None = None
+    thought_open: bool = False
+    finish_reason: FinishReason = "stop"
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> Completion:
+        return Completion(**data)
+
+
+@dataclass
+class Sample:
+    """One benchmark item. `inputs` is task-specific (question, options, media paths...)."""
+
+    id: str
+    inputs: dict[str, Any]
+    target: Any
+    category: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Score:
+    """The verdict on one completion of one sample. `value` is 1.0/0.0 for accuracy-style tasks."""
+
+    sample_id: str
+    repeat: int
+    outcome: Outcome
+    value: float
+    extracted: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+# --- protocols ----------------------------------------------------------------------------
+
+
+@runtime_checkable
+class Task(Protocol):
+    """A benchmark. One module per benchmark implements it; instances carry variant and options."""
+
+    name: str
+    version: str  # changes whenever prompt, extraction or scoring changes
+    variant: str
+
+    def load(self, data: str | None = None) -> list[Sample]:
+        """All samples; `data` overrides the hub source with local files."""
+        ...
+
+    def requests(self, sample: Sample, sampling: Sampling, repeats: int) -> list[Request]: ...
+
+    def score(self, sample: Sample, completion: Completion, repeat: int) -> Score: ...
+
+    def describe(self) -> dict[str, Any]:
+        """Settings that identify this task configuration (variant, extractor, dataset revision...)."""
+        ...
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A way to run a model. Batching, concurrency and retries live inside; caching does not."""
+
+    name: str
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Everything that identifies the model as it runs: weights, quantization, backend version,
+        chat template hash. Changes here invalidate cached completions."""
+        ...
+
+    def generate(self, requests: Sequence[Request]) -> Iterator[Completion]:
+        """Yield one Completion per request, in any order, as each one finishes."""
+        ...
+
+    def close(self) -> None: ...
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def stable_hash(obj: Any) -> str:
+    """sha256 of the canonical JSON form of `obj`."""
+    blob = json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _media_hash(path: str | None, data: bytes | None) -> str:
+    if data is not None:
+        return hashlib.sha256(data).hexdigest()
+    if path is None:
+        raise ValueError("media part has neither path nor data")
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _part_identity(part: Part) -> dict[str, str]:
+    if isinstance(part, TextPart):
+        return {"type": "text", "text": part.text}
+    return {"type": part.type, "sha256": part.sha256}
+
+
+def iter_parts(messages: Iterable[Message]) -> Iterator[Part]:
+    for message in messages:
+        yield from message.content
