@@ -1,0 +1,68 @@
+"""Statistics (clustered standard error, bootstrap CI, outcome rates) and card verdicts."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from evals.schema import Outcome, Score
+from evals.stats import guess_credited_accuracy, summarize, summarize_by
+from evals.verdict import judge
+
+
+def scores_from(values: list[float], repeats: int = 1) -> list[Score]:
+    return [
+        Score(str(i), r, Outcome.CORRECT if v else Outcome.WRONG, v)
+        for i, v in enumerate(values)
+        for r in range(repeats)
+    ]
+
+
+def test_mean_stderr_and_ci_of_binary_scores() -> None:
+    values = [1.0] * 70 + [0.0] * 30
+    summary = summarize(scores_from(values))
+    assert summary.value == 0.7
+    assert math.isclose(summary.stderr, np.std(values, ddof=1) / 10)
+    assert summary.ci_low < 0.7 < summary.ci_high
+    assert 0.60 < summary.ci_low < 0.65 and 0.75 < summary.ci_high < 0.80  # about ±1.96 stderr
+
+
+def test_repeats_are_clustered_by_sample() -> None:
+    # 4 identical repeats carry no more information than one: same stderr as one repeat
+    one = summarize(scores_from([1.0, 0.0] * 25))
+    four = summarize(scores_from([1.0, 0.0] * 25, repeats=4))
+    assert four.n_samples == 50 and four.n_scores == 200
+    assert math.isclose(one.stderr, four.stderr)
+
+
+def test_outcome_rates_and_groups() -> None:
+    scores = [
+        Score("a", 0, Outcome.CORRECT, 1.0),
+        Score("b", 0, Outcome.UNPARSED, 0.0),
+        Score("c", 0, Outcome.TRUNCATED, 0.0),
+        Score("d", 0, Outcome.ERROR, 0.0),
+    ]
+    summary = summarize(scores)
+    assert summary.rate(Outcome.UNPARSED) == 0.25 and summary.rate(Outcome.TIMEOUT) == 0.0
+    groups = summarize_by(scores, {"a": "x", "b": "x", "c": "y", "d": "y"})
+    assert groups["x"].value == 0.5 and groups["y"].value == 0.0
+
+
+def test_guess_credit_is_reported_only_when_present() -> None:
+    plain = [Score("a", 0, Outcome.UNPARSED, 0.0), Score("b", 0, Outcome.CORRECT, 1.0)]
+    assert guess_credited_accuracy(plain) is None
+    guessed = [Score("a", 0, Outcome.UNPARSED, 0.0, details={"guess_correct": True}), plain[1]]
+    assert guess_credited_accuracy(guessed) == 1.0
+    assert summarize(guessed).value == 0.5  # the headline accuracy never includes guesses
+
+
+def test_verdicts() -> None:
+    summary = summarize(scores_from([1.0] * 77 + [0.0] * 23))
+    assert judge(77.2, summary).label == "reproduced"
+    low = judge(95.0, summary)
+    assert low.label == "below" and math.isclose(low.gap_points, 77.0 - 95.0)
+    assert judge(40.0, summary).label == "above"
+    assert judge(None, summary).label == "n/a"
+    truncated = [Score(f"t{i}", 0, Outcome.TRUNCATED, 0.0) for i in range(10)] + scores_from([1.0] * 90)
+    assert judge(90.0, summarize(truncated)).label == "unclear"
