@@ -14,6 +14,8 @@ from typing import Any
 
 from evals.evaluate import TaskResult, sample_records
 
+LINE_BREAKS_NOT_ESCAPED_BY_JSON = ("\x85", "\u2028", "\u2029")
+
 
 def write_json(path: Path, data: Any) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -21,12 +23,20 @@ def write_json(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
+def jsonl_line(record: dict[str, Any]) -> str:
+    """One JSON line; characters that str.splitlines() treats as line breaks are escaped."""
+    text = json.dumps(record, ensure_ascii=False, default=str)
+    for char in LINE_BREAKS_NOT_ESCAPED_BY_JSON:
+        text = text.replace(char, f"\\u{ord(char):04x}")
+    return text + "\n"
+
+
 def write_samples(path: Path, results: Sequence[TaskResult]) -> None:
     tmp = path.with_suffix(".jsonl.tmp")
     with tmp.open("w") as handle:
         for result in results:
             for record in sample_records(result):
-                handle.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+                handle.write(jsonl_line(record))
     os.replace(tmp, path)
 
 

@@ -90,11 +90,14 @@ def test_newer_dataset_copy_and_gold_drift(
     assert run["gold_mismatches"] == [{"id": "3983", "predictions": "B", "dataset": "C"}]
     three, _ = score(predictions, tmp_path / "d", "tiger", NEWER_COPY, capsys)
     assert three["outcomes"]["correct"] == 8908
-    fingerprints = {
-        json.loads((tmp_path / d / "run.json").read_text())["task"]["config"]["data_fingerprint"]
-        for d in "acd"
+    score(predictions, tmp_path / "e", "tiger-2024-05", ROWS_WITH_OUTPUTS, capsys)
+    fingerprint = {
+        d: json.loads((tmp_path / d / "run.json").read_text())["task"]["config"]["data_fingerprint"]
+        for d in "cde"
     }
-    assert len(fingerprints) == 2  # the two dataset revisions are told apart
+    assert (
+        fingerprint["c"] == fingerprint["d"] != fingerprint["e"]
+    )  # the two dataset revisions are told apart
 
 
 def test_guess_credit_is_reported_separately(
