@@ -1,0 +1,210 @@
+"""Loading benchmark rows from local files or the Hugging Face hub, shared by all tasks.
+
+A local `source` is one of:
+- a file: `.parquet`, `.jsonl` (one JSON object per line) or `.json` (a JSON list of objects);
+- a directory: its own data files, or, if it has none, those in its subfolders (the hub layout
+  `data/test-00000-of-00001.parquet`);
+- a glob pattern, e.g. `results/*_result.json`.
+
+Which files hold which split is read from the file names: a name mentions a split when the split
+name appears in it as a separate token (`mmlu_pro_validation-00000.parquet` mentions `validation`,
+`latest.json` does not mention `test`). If any candidate file mentions a split, only the files that
+mention the requested split are used. If none does, all candidate files form the task's main split
+(`main_split`, "test" by default) and no other split can be loaded from them.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+DATA_EXTENSIONS = (".parquet", ".jsonl", ".json")
+KNOWN_SPLITS = ("train", "validation", "dev", "test")
+SMOKE_DIR = Path(__file__).resolve().parent / "smoke_data"
+
+
+class DataError(ValueError):
+    """Data could not be found or read; the message names the path and the fix."""
+
+
+# --- local files ----------------------------------------------------------------------------
+
+
+def load_rows(source: str, split: str, *, main_split: str = "test") -> list[dict[str, Any]]:
+    """All rows of `split` from a local file, directory or glob pattern (see the module docstring)."""
+    files = _candidate_files(source)
+    chosen = _files_for_split(files, split, main_split)
+    if not chosen:
+        names = ", ".join(f.name for f in files)
+        raise DataError(
+            f"no file for split '{split}' in {source} (found: {names}); name the file after the split "
+            f"(e.g. {split}-00000-of-00001.parquet) or pass the file itself"
+        )
+    rows: list[dict[str, Any]] = []
+    for path in chosen:
+        rows.extend(read_file(path))
+    return rows
+
+
+def read_file(path: Path) -> list[dict[str, Any]]:
+    """Rows of one .parquet, .jsonl or .json file."""
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        return _read_parquet(path)
+    if suffix == ".jsonl":
+        return _read_jsonl(path)
+    if suffix == ".json":
+        return _read_json(path)
+    raise DataError(
+        f"unknown data file type '{path.suffix}' for {path}; use one of {', '.join(DATA_EXTENSIONS)}"
+    )
+
+
+def source_dir(source: str) -> str:
+    """The directory a source lives in: itself, a file's folder, or a glob pattern's folder."""
+    path = Path(source)
+    if path.is_dir():
+        return str(path)
+    return str(path.parent)
+
+
+def builtin_path(task_name: str) -> Path:
+    """The small smoke-test file shipped with the package: `tasks/smoke_data/<task>.jsonl`."""
+    path = SMOKE_DIR / f"{task_name}.jsonl"
+    if not path.is_file():
+        raise DataError(
+            f"no builtin smoke data for task '{task_name}' at {path}; pass local files with --data"
+        )
+    return path
+
+
+def _candidate_files(source: str) -> list[Path]:
+    path = Path(source)
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        files = _data_files(path.iterdir()) or _data_files(path.rglob("*"))
+        if not files:
+            raise DataError(f"no data files ({', '.join(DATA_EXTENSIONS)}) in directory {source}")
+        return files
+    if _is_glob(source):
+        files = sorted(Path(p) for p in glob.glob(source) if Path(p).is_file())
+        if not files:
+            raise DataError(f"no file matches the pattern {source}; check the path")
+        return files
+    raise DataError(f"data path {source} does not exist; pass an existing file, directory or glob pattern")
+
+
+def _data_files(paths: Iterable[Path]) -> list[Path]:
+    return sorted(p for p in paths if p.is_file() and p.suffix.lower() in DATA_EXTENSIONS)
+
+
+def _is_glob(source: str) -> bool:
+    return any(char in source for char in "*?[")
+
+
+def _mentions(name: str, split: str) -> bool:
+    return re.search(rf"(?<![a-z0-9]){re.escape(split.lower())}(?![a-z0-9])", name.lower()) is not None
+
+
+def _files_for_split(files: Sequence[Path], split: str, main_split: str) -> list[Path]:
+    splits = {*KNOWN_SPLITS, split, main_split}
+    if any(_mentions(f.name, s) for f in files for s in splits):
+        return [f for f in files if _mentions(f.name, split)]
+    return list(files) if split == main_split else []
+
+
+def _read_parquet(path: Path) -> list[dict[str, Any]]:
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(path).to_pylist()
+    except Exception as exc:  # pyarrow raises several types for corrupt files
+        raise DataError(f"cannot read parquet file {path}: {exc}") from exc
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"invalid JSON on line {number} of {path}: {exc.msg}") from exc
+            if not isinstance(row, dict):
+                raise DataError(
+                    f"line {number} of {path} is not a JSON object; write one row object per line"
+                )
+            rows.append(row)
+    return rows
+
+
+def _read_json(path: Path) -> list[dict[str, Any]]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"invalid JSON in {path}: {exc.msg} (line {exc.lineno})") from exc
+    if not isinstance(data, list) or not all(isinstance(row, dict) for row in data):
+        raise DataError(
+            f"{path} is not a JSON list of row objects (got {type(data).__name__}); "
+            "give a list of rows or a .jsonl file"
+        )
+    return data
+
+
+# --- hub ------------------------------------------------------------------------------------
+
+
+def hub_rows(dataset: str, split: str, revision: str, config: str | None = None) -> list[dict[str, Any]]:
+    """Rows of a hub dataset split at a pinned revision (needs network or a warm HF cache)."""
+    try:
+        import datasets
+
+        loaded = datasets.load_dataset(dataset, config, split=split, revision=revision)
+    except Exception as exc:  # offline, gated, missing revision...: one actionable message
+        where = f"{dataset}" + (f"/{config}" if config else "") + f"@{revision} split '{split}'"
+        reason = " ".join(str(exc).split())[:300]
+        raise DataError(
+            f"cannot load {where} from the Hugging Face hub ({type(exc).__name__}: {reason}); "
+            "without hub access pass local files with --data PATH"
+        ) from exc
+    return loaded.to_list()
+
+
+# --- fingerprints ---------------------------------------------------------------------------
+
+
+def rows_fingerprint(
+    rows: Iterable[dict[str, Any]], fields: Sequence[str], id_field: str | None = None
+) -> str:
+    """sha256 over the canonical JSON of `fields` of every row, independent of row order.
+
+    Rows are sorted on `id_field` (default: the first field), then on their canonical JSON.
+    """
+    key_field = id_field or fields[0]
+    records = [{f: plain(row.get(f)) for f in fields} for row in rows]
+    keyed = sorted((str(r.get(key_field)), _canonical_json(r)) for r in records)
+    return hashlib.sha256("\n".join(blob for _, blob in keyed).encode()).hexdigest()
+
+
+def _canonical_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def plain(value: Any) -> Any:
+    """`value` with numpy arrays/scalars and tuples turned into plain Python lists and numbers."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if hasattr(value, "tolist"):  # numpy array or scalar
+        return plain(value.tolist())
+    return value
