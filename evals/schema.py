@@ -203,6 +203,7 @@ class Task(Protocol):
     name: str
     version: str  # changes whenever prompt, extraction or scoring changes
     variant: str
+    default_sampling: Sampling  # the variant's own settings; cards and the CLI override them
 
     def load(self, data: str | None = None) -> list[Sample]:
         """All samples; `data` overrides the hub source with local files."""
