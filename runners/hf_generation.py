@@ -1,0 +1,156 @@
+"""Generation helpers for the transformers backend: per-row seeded sampling, stop strings, and
+batch-size back-off on out-of-memory.
+
+Only `runners.hf` imports this module. It does not load models, render prompts or decode outputs.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
+
+import torch
+from transformers import LogitsProcessor, StoppingCriteria
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+# --- sampling -----------------------------------------------------------------------------
+
+
+def filter_logits(logits: torch.Tensor, temperature: float, top_k: int, top_p: float) -> torch.Tensor:
+    """Apply temperature, then top-k, then top-p (nucleus) to float logits of shape (batch, vocab)."""
+    logits = logits / temperature
+    if 0 < top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+        probs = sorted_logits.softmax(dim=-1)
+        mass_before = probs.cumsum(dim=-1) - probs  # keeps the token that crosses top_p
+        drop_sorted = mass_before > top_p
+        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits
+
+
+class SeededSampler(LogitsProcessor):
+    """Sample each row with its own seeded generator and force that token.
+
+    Used with greedy decoding (`do_sample=False`): the returned scores are 0 for the sampled token
+    and -inf elsewhere. Row i draws from a generator seeded with `seeds[i]` only, one fixed-size
+    draw per step, so its tokens depend on its seed and prompt but not on the other rows.
+    """
+
+    def __init__(self, seeds: Sequence[int], temperature: float, top_k: int, top_p: float, device: Any):
+        self.temperature = temperature
+        self.top_k = top_k
+        self.top_p = top_p
+        self.generators = [torch.Generator(device=device).manual_seed(int(seed)) for seed in seeds]
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        logits = filter_logits(scores.float(), self.temperature, self.top_k, self.top_p)
+        choices = torch.argmax(logits + self._gumbel_noise(logits), dim=-1, keepdim=True)
+        return torch.full_like(scores, float("-inf")).scatter_(-1, choices, 0.0)
+
+    def _gumbel_noise(self, logits: torch.Tensor) -> torch.Tensor:
+        """One row of Gumbel noise per generator: argmax(logits + noise) samples softmax(logits)."""
+        if len(self.generators) != logits.shape[0]:
+            raise ValueError(f"{len(self.generators)} seeds for a batch of {logits.shape[0]} rows")
+        uniform = torch.stack(
+            [torch.rand(logits.shape[-1], generator=g, device=logits.device) for g in self.generators]
+        )
+        return -torch.log(-torch.log(uniform.clamp(1e-20, 1.0 - 1e-7)))
+
+
+# --- stopping -----------------------------------------------------------------------------
+
+
+class StopStrings(StoppingCriteria):
+    """Stop a row once its generated text contains one of `stops`; remember the step it stopped.
+
+    Only the last few tokens are decoded at each step (enough to contain any stop string), so the
+    cost does not grow with the output length.
+    """
+
+    def __init__(self, stops: Sequence[str], decode: Callable[[list[int]], str], prompt_len: int, rows: int):
+        self.stops = tuple(s for s in stops if s)
+        self.decode = decode
+        self.prompt_len = prompt_len
+        self.window = 2 * max((len(s) for s in self.stops), default=0) + 4
+        self.stopped_at: list[int | None] = [None] * rows  # number of generated tokens at the stop
+
+    def __call__(
+        self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any
+    ) -> torch.BoolTensor:
+        generated = input_ids[:, self.prompt_len :]
+        steps = generated.shape[1]
+        tails = generated[:, -self.window :].tolist()
+        for row, tail in enumerate(tails):
+            if self.stopped_at[row] is None and any(s in self.decode(tail) for s in self.stops):
+                self.stopped_at[row] = steps
+        done = [at is not None for at in self.stopped_at]
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+
+# --- out-of-memory back-off ---------------------------------------------------------------
+
+
+def is_oom(exc: BaseException) -> bool:
+    """True for torch's out-of-memory error or a RuntimeError that reports one."""
+    return isinstance(exc, torch.OutOfMemoryError) or (
+        isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+    )
+
+
+class BatchSizer:
+    """The current batch size: fixed, or adaptive (halved on out-of-memory and remembered)."""
+
+    def __init__(self, size: int, adaptive: bool):
+        if size < 1:
+            raise ValueError(f"batch size must be >= 1, got {size}")
+        self.size = size
+        self.adaptive = adaptive
+
+    def shrink(self, failed: int) -> bool:
+        """Halve below a failed batch of `failed` rows; False when it cannot shrink further."""
+        if not self.adaptive or failed <= 1:
+            return False
+        self.size = min(self.size, max(1, failed // 2))
+        return True
+
+
+def generate_with_backoff(
+    batch: Sequence[T], generate: Callable[[Sequence[T]], list[R]], sizer: BatchSizer
+) -> Iterator[list[R]]:
+    """Run `generate` on `batch` in chunks of `sizer.size`, yielding each chunk's results in order.
+
+    On out-of-memory an adaptive sizer is halved and the failed chunk is retried in smaller chunks;
+    the smaller size is kept for later batches. Other errors, and out-of-memory at size 1 or with a
+    fixed size, propagate.
+    """
+    pending: deque[Sequence[T]] = deque([batch])
+    while pending:
+        chunk = pending.popleft()
+        if len(chunk) > sizer.size:
+            pieces = [chunk[i : i + sizer.size] for i in range(0, len(chunk), sizer.size)]
+            pending.extendleft(reversed(pieces))
+            continue
+        try:
+            results: list[R] | None = generate(chunk)
+        except Exception as exc:
+            if not (is_oom(exc) and sizer.shrink(len(chunk))):
+                raise
+            results = None
+        if results is None:  # out of memory: free it outside the handler (the traceback pins tensors)
+            _free_accelerator_memory()
+            pending.appendleft(chunk)
+            continue
+        yield results
+
+
+def _free_accelerator_memory() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
