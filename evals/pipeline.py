@@ -51,6 +51,7 @@ class PlannedRow:
     requests: list[Request]
     sampling: Sampling | None
     unavailable: str | None = None
+    repeats: int = 1
 
 
 def run(options: RunOptions) -> tuple[Path, list[TaskResult], str]:
@@ -126,7 +127,7 @@ def _plan_row(row: Row, options: RunOptions) -> PlannedRow:
     sampling = replace(row.sampling(task.default_sampling), **options.sampling)
     repeats = options.repeats or row.repeats
     requests = [r for s in samples for r in task.requests(s, sampling, repeats)]
-    return PlannedRow(row, task, samples, requests, sampling)
+    return PlannedRow(row, task, samples, requests, sampling, repeats=repeats)
 
 
 def _score_row(plan: PlannedRow, completions: dict[str, Completion]) -> TaskResult:
@@ -139,14 +140,14 @@ def _score_row(plan: PlannedRow, completions: dict[str, Completion]) -> TaskResu
         label=plan.row.label,
         published=plan.row.published,
         metric=plan.row.metric,
-        settings=_settings_as_run(plan.row, plan.sampling),
+        settings=_settings_as_run(plan.row, plan.sampling, plan.repeats),
     )
 
 
-def _settings_as_run(row: Row, sampling: Sampling) -> dict[str, Any]:
+def _settings_as_run(row: Row, sampling: Sampling, repeats: int) -> dict[str, Any]:
     """Each setting as it ran, with the card's evidence, or where it came from if not the card."""
     as_run: dict[str, Any] = {name: asdict(s) for name, s in row.settings.items()}
-    for name, value in asdict(sampling).items():
+    for name, value in {**asdict(sampling), "repeats": repeats}.items():
         card = row.settings.get(name)
         if card is None:
             as_run[name] = {"value": value, "evidence": "task default", "note": ""}

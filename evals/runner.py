@@ -40,7 +40,10 @@ class GenerationStats:
 
 
 def model_hash(backend: Backend) -> str:
-    return stable_hash(backend.fingerprint())
+    """Hash of the backend fingerprint, without its "location" entry (where files live does not
+    change outputs, so a moved model or a new virtual environment keeps its cache)."""
+    fingerprint = {k: v for k, v in backend.fingerprint().items() if k != "location"}
+    return stable_hash(fingerprint)
 
 
 def generate_all(

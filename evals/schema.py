@@ -226,7 +226,8 @@ class Backend(Protocol):
 
     def fingerprint(self) -> dict[str, Any]:
         """Everything that identifies the model as it runs: weights, quantization, backend version,
-        chat template hash. Changes here invalidate cached completions."""
+        chat template hash. Changes here invalidate cached completions, except under the key
+        "location" (paths and other facts that do not change outputs)."""
         ...
 
     def generate(self, requests: Sequence[Request]) -> Iterator[Completion]:

@@ -55,6 +55,12 @@ def card_table(rows: Sequence[dict[str, Any]]) -> list[str]:
     return out
 
 
+def _inline(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k} `{v}`" for k, v in value.items())
+    return f"`{value}`"
+
+
 def verdict_text(verdict: dict[str, Any]) -> str:
     label, gap = verdict["label"], verdict.get("gap_points")
     if label in {"above", "below", "reproduced"} and gap is not None:
@@ -69,8 +75,8 @@ def row_details(row: dict[str, Any]) -> list[str]:
     lines = [f"## {row['label']}", ""]
     lines.append(f"- task `{row['task']}` v{row['task_version']}, variant `{row['variant']}`")
     for key, value in config.items():
-        if key not in {"variant"}:
-            lines.append(f"- {key}: `{value}`")
+        if key not in {"task", "version", "variant"} and value not in (None, {}, ""):
+            lines.append(f"- {key.replace('_', ' ')}: {_inline(value)}")
     lines.append(
         f"- {row['metric']}: {pct(row['value'], 2)} ± {pct(row['stderr'], 2)} (stderr), "
         f"{row['n_scores']} completions over {row['n_samples']} samples"

@@ -439,8 +439,9 @@ class HFBackend:
                 "backend": self.name,
                 "transformers": transformers.__version__,
                 "torch": torch.__version__,
-                "model": self.model_id,
-                "source": self.source.name,
+                # For local files the weights digest is the identity; where they live is not.
+                "model": Path(self.model_id).name if self.source.local else self.model_id,
+                "location": {"model": self.model_id, "source": self.source.name},
                 "gguf_file": self.source.gguf_file,
                 "revision": self.revision,
                 "commit": getattr(self.config, "_commit_hash", None),

@@ -144,3 +144,19 @@ def test_backend_that_drops_a_request_yields_an_error_completion(tmp_path: Path)
     done, stats = generate_all(Dropping(), make_requests(3), CompletionCache(tmp_path / "c.sqlite"),
                                show_progress=False)  # fmt: skip
     assert done["t/v/2/0"].error == "backend returned no completion" and stats.failed == 1
+
+
+def test_model_location_does_not_change_the_cache_key(tmp_path: Path) -> None:
+    class Located(ScriptedBackend):
+        def __init__(self, where: str) -> None:
+            super().__init__()
+            self.where = where
+
+        def fingerprint(self) -> dict:
+            return {**super().fingerprint(), "location": {"path": self.where}}
+
+    cache = CompletionCache(tmp_path / "c.sqlite")
+    generate_all(Located("/venv-a/model.gguf"), make_requests(2), cache, show_progress=False)
+    moved = Located("/venv-b/model.gguf")
+    _, stats = generate_all(moved, make_requests(2), cache, show_progress=False)
+    assert moved.asked == [] and stats.cached == 2

@@ -1,0 +1,64 @@
+"""The Gemma 4 12B card end to end with a tiny random Gemma4Unified built in the test session
+(same classes and chat template format as the real model): every card row appears in the report,
+rows without a task as "not yet available", and the run directory records the protocol."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from tiny_gemma4 import save_tiny_gemma4
+
+from evals.cli import main
+
+
+@pytest.fixture(scope="module")
+def card_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    root = tmp_path_factory.mktemp("card")
+    model = save_tiny_gemma4(root / "tiny-gemma4")
+    out = root / "run"
+    args = ["run", "--card", "gemma-4-12b-it", "--model", str(model), "--data", "builtin", "--limit", "4",
+            "--max-tokens", "6", "--repeats", "2", "--cache", str(root / "cache.sqlite"), "--output", str(out),
+            "--no-progress"]  # fmt: skip
+    assert main(args) == 0
+    return out, (out / "report.md").read_text()
+
+
+def test_report_lists_all_six_rows(card_run: tuple[Path, str]) -> None:
+    _, report = card_run
+    table = [line for line in report.splitlines() if line.startswith("| ") and "Benchmark" not in line]
+    labels = [line.split("|")[1].strip() for line in table[:6]]
+    assert labels == [
+        "MMLU Pro",
+        "AIME 2026 no tools",
+        "LiveCodeBench v6",
+        "GPQA Diamond",
+        "MMMU Pro",
+        "CoVoST",
+    ]
+    assert sum("not yet available" in line for line in table[:6]) == 5
+    mmlu = table[0]
+    assert "| 77.2 |" in mmlu
+
+
+def test_run_records_protocol_and_evidence(card_run: tuple[Path, str]) -> None:
+    out, _ = card_run
+    row = json.loads((out / "results.json").read_text())["rows"][0]
+    assert row["published"] == 77.2 and row["n_samples"] == 4 and row["n_scores"] == 8
+    assert row["settings"]["thinking"] == {
+        "value": True, "evidence": "inferred",
+        "note": "the comparison column is labelled 'Gemma 3 27B (no think)', implying Gemma 4 ran with thinking",
+    }  # fmt: skip
+    assert row["settings"]["max_tokens"]["evidence"] == "overridden"
+    assert row["settings"]["repeats"] == {"value": 2, "evidence": "overridden", "note": "card: 1"}
+    # with 6 new tokens the tiny model never answers: every completion is truncated or unparsed
+    assert row["rates"]["truncated"] + row["rates"]["unparsed"] == 1.0
+    assert row["verdict"]["label"] in {"unclear", "below"}
+    run = json.loads((out / "run.json").read_text())
+    assert run["card"]["name"] == "gemma-4-12b-it" and len(run["card"]["sha256"]) == 64
+    assert run["model_fingerprint"]["model_class"] == "Gemma4UnifiedForConditionalGeneration"
+    assert [t.get("unavailable") is None for t in run["tasks"]] == [True, False, False, False, False, False]
+    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert len(samples) == 8 and {s["repeat"] for s in samples} == {0, 1}
+    assert all(s["prompt"][0]["role"] == "user" for s in samples)
