@@ -23,6 +23,7 @@ from evals.runner import generate_all
 from evals.schema import Completion, Request, Sample, Sampling, Task
 from reports.markdown import render_report
 from runners.outputs import split_output
+from tasks.data import read_file
 
 
 @dataclass
@@ -214,26 +215,19 @@ class Prediction:
 
 
 def read_predictions(path: Path) -> list[Prediction]:
-    """Read a JSONL file of {"id", "response", optional "repeat", optional "answer"} lines."""
+    """Read a JSONL (or JSON list) file of {"id", "response", optional "repeat", "answer"} objects."""
     if not path.is_file():
         raise FileNotFoundError(
             f'predictions file {path} does not exist; pass a JSONL file of {{"id", "response"}} lines'
         )
     predictions = []
-    with path.open() as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
-            if not isinstance(item, dict) or "id" not in item or "response" not in item:
-                raise ValueError(f'{path}:{number}: each line needs "id" and "response"')
-            response = item["response"] if item["response"] is not None else ""
-            predictions.append(
-                Prediction(str(item["id"]), int(item.get("repeat", 0)), str(response), item.get("answer"))
-            )
+    for number, item in enumerate(read_file(path), 1):
+        if "id" not in item or "response" not in item:
+            raise ValueError(f'{path}: record {number} needs "id" and "response"')
+        response = "" if item["response"] is None else str(item["response"])
+        predictions.append(
+            Prediction(str(item["id"]), int(item.get("repeat", 0)), response, item.get("answer"))
+        )
     if not predictions:
         raise ValueError(f"{path}: no predictions found")
     return predictions

@@ -48,7 +48,7 @@ def test_bad_prediction_lines(tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"id": "1"}) + "\n")
     result = evals("score", str(bad), "--task", "mmlu_pro", "--data", "builtin")
-    assert result.returncode == 2 and "bad.jsonl:1: each line needs" in result.stderr
+    assert result.returncode == 2 and "bad.jsonl: record 1 needs" in result.stderr
     unknown = tmp_path / "unknown.jsonl"
     unknown.write_text(json.dumps({"id": "no-such-id", "response": "The answer is (A)"}) + "\n")
     result = evals("score", str(unknown), "--task", "mmlu_pro", "--data", "builtin")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections import Counter
 from pathlib import Path
@@ -12,38 +11,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from realdata import GPT4O_GLOB, MMLU, TEST_PARQUET, VALIDATION_PARQUET, needs_real
 
 from tasks import data as data_module
 from tasks.data import DataError, builtin_path, hub_rows, load_rows, rows_fingerprint, source_dir
-
-SHARED = Path(os.environ.get("EVALS_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
-REAL = SHARED / "realdata" / "mmlu_pro"
-TEST_PARQUET = REAL / "mmlu_pro_test-00000-of-00001.parquet"
-VALIDATION_PARQUET = REAL / "mmlu_pro_validation-00000-of-00001.parquet"
-GPT4O_GLOB = str(REAL / "tiger_gpt4o_2024-05-13_cot5shot" / "*_result.json")
-
-needs_real = pytest.mark.skipif(
-    not TEST_PARQUET.is_file(), reason=f"real MMLU-Pro data not found under {REAL} (set EVALS_SHARED)"
-)
-
-# PROTOCOLS.md §1.1 (MMLU-Pro paper), 12,032 in all
-CATEGORY_SIZES = {
-    "biology": 717,
-    "business": 789,
-    "chemistry": 1132,
-    "computer science": 410,
-    "economics": 844,
-    "engineering": 969,
-    "health": 818,
-    "history": 381,
-    "law": 1101,
-    "math": 1351,
-    "other": 924,
-    "philosophy": 499,
-    "physics": 1299,
-    "psychology": 798,
-}
-
+from tasks.mmlu_pro import TEST_CATEGORY_SIZES
 
 # --- real files ---------------------------------------------------------------------------------
 
@@ -54,7 +26,7 @@ def test_test_parquet_has_all_rows_and_category_sizes():
     rows = load_rows(str(TEST_PARQUET), "test")
     elapsed = time.perf_counter() - start
     assert len(rows) == 12032
-    assert Counter(r["category"] for r in rows) == CATEGORY_SIZES
+    assert Counter(r["category"] for r in rows) == TEST_CATEGORY_SIZES
     assert isinstance(rows[0]["options"], list)
     assert elapsed < 1.0, f"loading 12k rows took {elapsed:.2f}s"
 
@@ -63,16 +35,16 @@ def test_test_parquet_has_all_rows_and_category_sizes():
 def test_validation_parquet_has_five_rows_per_category():
     rows = load_rows(str(VALIDATION_PARQUET), "validation")
     assert len(rows) == 70
-    assert Counter(r["category"] for r in rows) == dict.fromkeys(CATEGORY_SIZES, 5)
+    assert Counter(r["category"] for r in rows) == dict.fromkeys(TEST_CATEGORY_SIZES, 5)
     assert all(r["cot_content"].startswith("A: Let's think step by step.") for r in rows)
 
 
 @needs_real
 def test_directory_override_picks_the_file_of_each_split():
-    assert len(load_rows(str(REAL), "test")) == 12032
-    assert len(load_rows(str(REAL), "validation")) == 70
+    assert len(load_rows(str(MMLU), "test")) == 12032
+    assert len(load_rows(str(MMLU), "validation")) == 70
     with pytest.raises(DataError, match="no file for split 'train'"):
-        load_rows(str(REAL), "train")
+        load_rows(str(MMLU), "train")
 
 
 @needs_real
@@ -86,7 +58,7 @@ def test_glob_over_published_results_loads_every_row():
     rows = load_rows(GPT4O_GLOB, "test")
     assert len(rows) == 12032
     assert {"pred", "response", "question_id", "options"} <= set(rows[0])
-    assert Counter(r["category"] for r in rows) == CATEGORY_SIZES
+    assert Counter(r["category"] for r in rows) == TEST_CATEGORY_SIZES
     with pytest.raises(DataError, match="no file for split 'validation'"):
         load_rows(GPT4O_GLOB, "validation")
 
@@ -95,7 +67,7 @@ def test_glob_over_published_results_loads_every_row():
 def test_fingerprint_is_the_same_whichever_way_the_file_is_given():
     fields = ("question_id", "question", "options", "answer")
     by_file = rows_fingerprint(load_rows(str(TEST_PARQUET), "test"), fields)
-    by_dir = rows_fingerprint(load_rows(str(REAL), "test"), fields)
+    by_dir = rows_fingerprint(load_rows(str(MMLU), "test"), fields)
     gpt4o = rows_fingerprint(load_rows(GPT4O_GLOB, "test"), fields)
     assert by_file == by_dir
     assert gpt4o != by_file  # the 2024-05 rows differ from the newer copy (SOURCES.md)

@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from realdata import GPT4O_GLOB, MMLU, TEST_PARQUET, VALIDATION_PARQUET, needs_real
 
 from evals.schema import Completion, Outcome, Sample, Sampling, Task
 from tasks.data import DataError, load_rows
 from tasks.mmlu_pro import HUB_DATASET, HUB_REVISION, TEST_CATEGORY_SIZES, TIGER_ANSWER_CUE, MMLUPro
-
-SHARED = Path(os.environ.get("EVALS_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
-REAL = SHARED / "realdata" / "mmlu_pro"
-TEST_PARQUET = REAL / "mmlu_pro_test-00000-of-00001.parquet"
-VALIDATION_PARQUET = REAL / "mmlu_pro_validation-00000-of-00001.parquet"
-GPT4O_GLOB = str(REAL / "tiger_gpt4o_2024-05-13_cot5shot" / "*_result.json")
-
-needs_real = pytest.mark.skipif(
-    not TEST_PARQUET.is_file(), reason=f"real MMLU-Pro data not found under {REAL} (set EVALS_SHARED)"
-)
 
 
 def row(qid, options, answer, answer_index, category="math", cot=""):
@@ -151,12 +141,12 @@ def test_requests_have_one_key_and_seed_per_repeat():
 @pytest.fixture(scope="module")
 def validation_rows() -> list[dict]:
     if not VALIDATION_PARQUET.is_file():
-        pytest.skip(f"real MMLU-Pro data not found under {REAL} (set EVALS_SHARED)")
+        pytest.skip(f"real MMLU-Pro data not found under {MMLU} (set EVALS_SHARED)")
     return load_rows(str(VALIDATION_PARQUET), "validation")
 
 
 @needs_real
-@pytest.mark.parametrize("source", [str(TEST_PARQUET), str(REAL)])
+@pytest.mark.parametrize("source", [str(TEST_PARQUET), str(MMLU)])
 def test_tiger_prompt_has_five_same_category_examples(source: str, validation_rows: list[dict]):
     task = MMLUPro("tiger-5shot")
     samples = task.load(source)
@@ -290,7 +280,7 @@ def test_describe_records_the_configuration(tmp_path: Path):
 @pytest.fixture(scope="module")
 def gpt4o_rows() -> dict[str, dict]:
     if not TEST_PARQUET.is_file():
-        pytest.skip(f"real MMLU-Pro data not found under {REAL} (set EVALS_SHARED)")
+        pytest.skip(f"real MMLU-Pro data not found under {MMLU} (set EVALS_SHARED)")
     return {str(r["question_id"]): r for r in load_rows(GPT4O_GLOB, "test")}
 
 

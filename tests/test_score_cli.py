@@ -7,20 +7,17 @@ and skips with a reason where it is absent."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
+from realdata import GPT4O, GPT4O_GLOB, TEST_PARQUET, needs_real
 
 from evals.cli import main
 
-SHARED = Path(os.environ.get("EVALS_SHARED", Path(__file__).resolve().parents[2] / "shared"))
-MMLU = SHARED / "realdata" / "mmlu_pro"
-GPT4O = MMLU / "tiger_gpt4o_2024-05-13_cot5shot"
-ROWS_WITH_OUTPUTS = str(GPT4O / "*_result.json")
-NEWER_COPY = str(MMLU / "mmlu_pro_test-00000-of-00001.parquet")
+ROWS_WITH_OUTPUTS = GPT4O_GLOB
+NEWER_COPY = str(TEST_PARQUET)
 
-pytestmark = pytest.mark.skipif(not GPT4O.is_dir(), reason=f"shared real data not found at {GPT4O}")
+pytestmark = needs_real
 
 
 @pytest.fixture(scope="module")
