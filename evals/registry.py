@@ -21,11 +21,32 @@ class UnknownName(ValueError):
     pass
 
 
+# backend name -> the extra that installs what it imports
+EXTRAS = {"hf": "hf", "vllm": "vllm", "llamacpp": "llamacpp"}
+
+
+class MissingDependency(ValueError):
+    pass
+
+
 def _load(table: dict[str, str], name: str, kind: str) -> Any:
     if name not in table:
         raise UnknownName(f"unknown {kind} '{name}'; choose one of: {', '.join(sorted(table))}")
     module_name, _, attr = table[name].partition(":")
-    return getattr(importlib.import_module(module_name), attr)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        extra = EXTRAS.get(name)
+        if (
+            extra is None
+            or not exc.name
+            or exc.name.split(".")[0] in {"evals", "tasks", "runners", "reports"}
+        ):
+            raise
+        raise MissingDependency(
+            f"{kind} '{name}' needs the package '{exc.name}'; install it with: pip install -e '.[{extra}]'"
+        ) from exc
+    return getattr(module, attr)
 
 
 def task_class(name: str) -> Any:

@@ -60,3 +60,17 @@ def test_listing_commands() -> None:
     assert tasks.returncode == 0 and "mmlu_pro" in tasks.stdout and "tiger-5shot" in tasks.stdout
     cards = evals("cards")
     assert cards.returncode == 0 and "gemma-4-12b-it" in cards.stdout and "not yet available" in cards.stdout
+
+
+def test_backend_without_its_packages_names_the_extra() -> None:
+    """As on a machine with only the base install: torch cannot be imported."""
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "from evals.cli import main\n"
+        "sys.exit(main(['run', '--tasks', 'mmlu_pro', '--model', 'x', '--data', 'builtin', '--limit', '1']))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "evals: error: backend 'hf' needs the package 'torch'; install it with: pip install -e '.[hf]'"
+    )
