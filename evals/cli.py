@@ -77,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="extra backend option, e.g. dtype=bfloat16",
     )
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    _add_redact_option(run)
     run.set_defaults(handler=_cmd_run)
 
     score = sub.add_parser(
@@ -93,13 +94,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     score.add_argument("--data", help="local data instead of the hub: file, directory or glob")
     score.add_argument("--output", type=Path, help="write a run directory here")
+    _add_redact_option(score)
     score.set_defaults(handler=_cmd_score)
+
+    report = sub.add_parser("report", help="render report.md and report.html of a run directory again")
+    report.add_argument("run_dir", type=Path)
+    _add_redact_option(report)
+    report.set_defaults(handler=_cmd_report)
 
     tasks = sub.add_parser("tasks", help="list tasks")
     tasks.set_defaults(handler=_cmd_tasks)
     cards = sub.add_parser("cards", help="list model cards")
     cards.set_defaults(handler=_cmd_cards)
     return parser
+
+
+def _add_redact_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--redact-questions",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="question text in report.html: redact always / never (default: as each task asks; GPQA redacts)",
+    )
 
 
 def _positive_int(text: str) -> int:
@@ -137,6 +153,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         output=args.output,
         cache=args.cache,
         show_progress=not args.no_progress,
+        redact=args.redact_questions,
     )
     out_dir, _results, report = run(options)
     print(report)
@@ -170,6 +187,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
             task_options=task_options,
             data=args.data,
             output=args.output,
+            redact=args.redact_questions,
         )
     )
     print(outcome.report)
@@ -183,6 +201,13 @@ def _cmd_score(args: argparse.Namespace) -> int:
         print(
             f"gold answer differs from the loaded dataset for {len(outcome.gold_mismatches)} question(s): {ids}"
         )
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from evals.records import rewrite_reports
+
+    print(rewrite_reports(args.run_dir, redact=args.redact_questions))
     return 0
 
 

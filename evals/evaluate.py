@@ -11,10 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evals.schema import Completion, Request, Sample, Score, Task
-from evals.stats import MetricSummary, guess_credited_accuracy, summarize, summarize_by
+from evals.stats import MetricSummary, guess_credited_accuracy, repeat_metrics, summarize, summarize_by
 from evals.verdict import Verdict, judge
-
-TRUNCATION_WARN = 0.05
 
 
 @dataclass
@@ -31,6 +29,8 @@ class TaskResult:
     metric: str = "accuracy"
     guess_accuracy: float | None = None
     settings: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, MetricSummary] = field(default_factory=dict)  # pass@k, maj@k with repeats
+    followups: dict[str, Completion] = field(default_factory=dict)  # by the first turn's request key
 
     @property
     def verdict(self) -> Verdict:
@@ -45,9 +45,11 @@ class TaskResult:
             "metric": self.metric,
             **self.summary.to_json(),
             "per_category": {name: s.to_json() for name, s in self.by_category.items()},
+            "extra_metrics": {name: s.to_json() for name, s in self.extra.items()},
             "published": self.published,
             "verdict": self.verdict.to_json(),
             "task_config": self.task.describe(),
+            "public_text": getattr(self.task, "PUBLIC_TEXT", True),
             "settings": self.settings,
         }
         if self.guess_accuracy is not None:
@@ -65,12 +67,23 @@ def score_all(
     published: float | None = None,
     metric: str = "accuracy",
     settings: dict[str, Any] | None = None,
+    followups: dict[str, Completion] | None = None,
 ) -> TaskResult:
-    """Score every request that has a completion; requests without one are skipped."""
+    """Score every request that has a completion (requests without one are skipped); a follow-up
+    turn's completion, keyed by the first turn's request key, goes to `task.score(followup=...)`."""
     by_id = {s.id: s for s in samples}
-    scores = [
-        task.score(by_id[r.sample_id], completions[r.key], r.repeat) for r in requests if r.key in completions
-    ]
+    followups = followups or {}
+    scores = []
+    for request in requests:
+        completion = completions.get(request.key)
+        if completion is None:
+            continue
+        sample = by_id[request.sample_id]
+        followup = followups.get(request.key)
+        if followup is None:
+            scores.append(task.score(sample, completion, request.repeat))
+        else:
+            scores.append(task.score(sample, completion, request.repeat, followup=followup))  # type: ignore[call-arg]
     categories = {s.id: s.category for s in samples}
     return TaskResult(
         label=label or task.name,
@@ -85,6 +98,8 @@ def score_all(
         metric=metric,
         guess_accuracy=guess_credited_accuracy(scores),
         settings=settings or {},
+        extra=repeat_metrics(scores),
+        followups=followups,
     )
 
 
@@ -117,10 +132,19 @@ def sample_records(result: TaskResult) -> list[dict[str, Any]]:
                 "completion_tokens": completion.completion_tokens,
                 "seconds": completion.seconds,
                 "error": completion.error,
+                "flags": list(score.flags),
                 "details": score.details,
+                "followup": _followup_record(result.followups.get(request.key)),
             }
         )
     return records
+
+
+def _followup_record(completion: Completion | None) -> dict[str, Any] | None:
+    if completion is None:
+        return None
+    return {"raw": completion.raw, "answer": completion.text, "finish_reason": completion.finish_reason,
+            "completion_tokens": completion.completion_tokens, "error": completion.error}  # fmt: skip
 
 
 def _prompt_text(request: Request) -> Any:

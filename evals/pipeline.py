@@ -42,6 +42,7 @@ class RunOptions:
     output: Path | None = None
     cache: Path | None = None
     show_progress: bool = True
+    redact: bool | None = None  # question text in report.html: None = as each task asks
 
 
 @dataclass
@@ -67,11 +68,20 @@ def run(options: RunOptions) -> tuple[Path, list[TaskResult], str]:
     cache = CompletionCache(options.cache or default_cache_path())
     try:
         completions, stats = generate_all(backend, all_requests, cache, show_progress=options.show_progress)
+        followup_requests = _followup_requests(plans, completions)
+        followups: dict[str, Completion] = {}
+        if followup_requests:
+            second, second_stats = generate_all(
+                backend, list(followup_requests.values()), cache,
+                show_progress=options.show_progress, label="follow-up turns",
+            )  # fmt: skip
+            followups = {first: second[r.key] for first, r in followup_requests.items()}
+            stats = stats.merged(second_stats)
         fingerprint = backend.fingerprint()
     finally:
         cache.close()
         backend.close()
-    results = [_score_row(p, completions) for p in plans if p.task is not None]
+    results = [_score_row(p, completions, followups) for p in plans if p.task is not None]
     out_dir = options.output or Path("runs") / f"{card.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     run_info = {
         "kind": "run",
@@ -93,8 +103,9 @@ def run(options: RunOptions) -> tuple[Path, list[TaskResult], str]:
         "started": started,
         "harness": (run_info["environment"]["git"].get("commit") or "unknown")[:12],
     }
-    report = render_report(header, _report_rows(plans, results))
-    write_run(out_dir, run_info, results, report)
+    report = write_run(
+        out_dir, run_info, header, results, _report_rows(plans, results), redact=options.redact
+    )
     return out_dir, results, report
 
 
@@ -131,7 +142,24 @@ def _plan_row(row: Row, options: RunOptions) -> PlannedRow:
     return PlannedRow(row, task, samples, requests, sampling, repeats=repeats)
 
 
-def _score_row(plan: PlannedRow, completions: dict[str, Completion]) -> TaskResult:
+def _followup_requests(plans: list[PlannedRow], completions: dict[str, Completion]) -> dict[str, Request]:
+    """Follow-up turns that tasks ask for after the first round, keyed by the first request's key."""
+    wanted: dict[str, Request] = {}
+    for plan in plans:
+        followup = getattr(plan.task, "followup", None)
+        if followup is None:
+            continue
+        samples = {s.id: s for s in plan.samples}
+        for request in plan.requests:
+            turn = followup(samples[request.sample_id], request, completions[request.key])
+            if turn is not None:
+                wanted[request.key] = turn
+    return wanted
+
+
+def _score_row(
+    plan: PlannedRow, completions: dict[str, Completion], followups: dict[str, Completion]
+) -> TaskResult:
     assert plan.task is not None and plan.sampling is not None
     return score_all(
         plan.task,
@@ -142,6 +170,7 @@ def _score_row(plan: PlannedRow, completions: dict[str, Completion]) -> TaskResu
         published=plan.row.published,
         metric=plan.row.metric,
         settings=_settings_as_run(plan.row, plan.sampling, plan.repeats),
+        followups=followups,
     )
 
 
@@ -204,6 +233,7 @@ class ScoreOptions:
     task_options: dict[str, Any] = field(default_factory=dict)
     data: str | None = None
     output: Path | None = None
+    redact: bool | None = None
 
 
 @dataclass
@@ -281,7 +311,8 @@ def score(options: ScoreOptions) -> ScoreOutcome:
         "model": f"predictions {options.predictions}",
         "backend": "none (existing generations)",
     }
-    report = render_report(header, [result.to_json()])
+    rows = [result.to_json()]
+    report = render_report(header, rows)
     if options.output is not None:
         run_info = {
             "kind": "score",
@@ -290,5 +321,5 @@ def score(options: ScoreOptions) -> ScoreOutcome:
             "gold_mismatches": [{"id": i, "predictions": a, "dataset": b} for i, a, b in mismatches],
             "environment": environment.describe(),
         }
-        write_run(options.output, run_info, [result], report)
+        write_run(options.output, run_info, header, [result], rows, redact=options.redact)
     return ScoreOutcome(result, options.output, report, mismatches, len(samples) - len(scored))

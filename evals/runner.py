@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 
 from rich.console import Console
 from rich.progress import (
@@ -33,6 +33,9 @@ class GenerationStats:
     failed: int = 0
     completion_tokens: int = 0
     seconds: float = 0.0
+
+    def merged(self, other: GenerationStats) -> GenerationStats:
+        return GenerationStats(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
 
     @property
     def tokens_per_second(self) -> float:

@@ -183,7 +183,12 @@ class Sample:
 
 @dataclass
 class Score:
-    """The verdict on one completion of one sample. `value` is 1.0/0.0 for accuracy-style tasks."""
+    """The verdict on one completion of one sample. `value` is 1.0/0.0 for accuracy-style tasks.
+
+    `extracted` is the normalised answer (majority voting compares these). `flags` name things a
+    report counts separately without changing the outcome, e.g. "last_integer_fallback" when an
+    answer was read by a fallback rule, or "last_chance" when a follow-up turn supplied it.
+    """
 
     sample_id: str
     repeat: int
@@ -191,6 +196,7 @@ class Score:
     value: float
     extracted: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    flags: tuple[str, ...] = ()
 
 
 # --- protocols ----------------------------------------------------------------------------
@@ -211,10 +217,24 @@ class Task(Protocol):
 
     def requests(self, sample: Sample, sampling: Sampling, repeats: int) -> list[Request]: ...
 
-    def score(self, sample: Sample, completion: Completion, repeat: int) -> Score: ...
+    def score(self, sample: Sample, completion: Completion, repeat: int) -> Score:
+        """Score one completion. Tasks with follow-up turns (see `FollowupTask`) also accept
+        `followup: Completion | None` as a keyword: the completion of the follow-up turn."""
+        ...
 
     def describe(self) -> dict[str, Any]:
         """Settings that identify this task configuration (variant, extractor, dataset revision...)."""
+        ...
+
+
+@runtime_checkable
+class FollowupTask(Task, Protocol):
+    """A task that may send one more turn after a completion (e.g. AIME's "last chance" prompt
+    when no boxed answer was given). The orchestrator generates (and caches) the follow-up
+    requests after the first round and passes their completions to `score(..., followup=...)`."""
+
+    def followup(self, sample: Sample, request: Request, completion: Completion) -> Request | None:
+        """The follow-up request (its key must differ from `request.key`), or None."""
         ...
 
 

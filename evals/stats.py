@@ -1,6 +1,7 @@
-"""Aggregate per-sample scores into a metric with its uncertainty and failure rates.
+"""Aggregate per-sample scores into metrics with their uncertainty and failure rates.
 
-Repeats of one sample are averaged first, so the standard error is clustered by question and the
+Repeats of one sample are reduced to one value per sample first (the mean for avg@k, the unbiased
+estimate for pass@k, the vote for maj@k), so the standard error is clustered by question and the
 bootstrap resamples questions, not completions. Nothing here knows about any benchmark.
 """
 
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +23,8 @@ CI_LEVEL = 0.95
 
 @dataclass
 class MetricSummary:
-    """A mean over samples with its clustered standard error, 95% bootstrap CI and outcome rates."""
+    """A mean over samples with its clustered standard error, 95% bootstrap CI, outcome rates and
+    counts of flagged scores."""
 
     value: float
     stderr: float
@@ -31,6 +33,7 @@ class MetricSummary:
     n_samples: int
     n_scores: int
     outcomes: dict[str, int] = field(default_factory=dict)
+    flags: dict[str, int] = field(default_factory=dict)
 
     def rate(self, outcome: Outcome) -> float:
         return self.outcomes.get(outcome.value, 0) / self.n_scores if self.n_scores else 0.0
@@ -44,28 +47,40 @@ class MetricSummary:
             "n_scores": self.n_scores,
             "outcomes": self.outcomes,
             "rates": {o.value: self.rate(o) for o in Outcome},
+            "flags": self.flags,
         }
 
 
-def per_sample_means(scores: Sequence[Score]) -> dict[str, float]:
-    """Mean score value per sample id over its repeats."""
-    grouped: dict[str, list[float]] = defaultdict(list)
+def by_sample(scores: Iterable[Score]) -> dict[str, list[Score]]:
+    grouped: dict[str, list[Score]] = defaultdict(list)
     for score in scores:
-        grouped[score.sample_id].append(score.value)
-    return {sid: sum(vals) / len(vals) for sid, vals in grouped.items()}
+        grouped[score.sample_id].append(score)
+    return grouped
+
+
+def per_sample_means(scores: Sequence[Score]) -> dict[str, float]:
+    """Mean score value per sample id over its repeats (avg@k per sample)."""
+    return {sid: sum(s.value for s in group) / len(group) for sid, group in by_sample(scores).items()}
 
 
 def summarize(scores: Sequence[Score], *, seed: int = 0) -> MetricSummary:
-    means = np.fromiter(per_sample_means(scores).values(), dtype=float)
-    outcomes = Counter(s.outcome.value for s in scores)
+    """avg@k: the mean over samples of each sample's mean over its repeats."""
+    return summarize_values(per_sample_means(scores), scores, seed=seed)
+
+
+def summarize_values(values: dict[str, float], scores: Sequence[Score], *, seed: int = 0) -> MetricSummary:
+    """Summary of per-sample `values`, with the outcome and flag counts of `scores`."""
+    means = np.fromiter(values.values(), dtype=float, count=len(values))
+    outcomes = dict(sorted(Counter(s.outcome.value for s in scores).items()))
+    flags = dict(sorted(Counter(flag for s in scores for flag in s.flags).items()))
     n = len(means)
     if n == 0:
         nan = math.nan
-        return MetricSummary(nan, nan, nan, nan, 0, 0, dict(outcomes))
+        return MetricSummary(nan, nan, nan, nan, 0, len(scores), outcomes, flags)
     value = float(means.mean())
     stderr = float(means.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
     low, high = bootstrap_ci(means, seed=seed)
-    return MetricSummary(value, stderr, low, high, n, len(scores), dict(sorted(outcomes.items())))
+    return MetricSummary(value, stderr, low, high, n, len(scores), outcomes, flags)
 
 
 def bootstrap_ci(
@@ -98,6 +113,47 @@ def summarize_by(
         if group is not None:
             groups[group].append(score)
     return {name: summarize(group, seed=seed) for name, group in sorted(groups.items())}
+
+
+# --- metrics over repeats -------------------------------------------------------------------
+
+
+def pass_at_k(n: int, correct: int, k: int) -> float:
+    """Unbiased estimate of the chance that at least one of k draws (from n, `correct` right) is right."""
+    if n - correct < k:
+        return 1.0
+    return 1.0 - math.comb(n - correct, k) / math.comb(n, k)
+
+
+def majority_correct(group: Sequence[Score]) -> float:
+    """1.0 when the most frequent extracted answer is a correct one. Ties go to the answer seen
+    first (lowest repeat); completions without an answer do not vote."""
+    ordered = sorted(group, key=lambda s: s.repeat)
+    votes = Counter(s.extracted for s in ordered if s.extracted is not None)
+    if not votes:
+        return 0.0
+    top = max(votes.values())
+    winner = next(s.extracted for s in ordered if s.extracted is not None and votes[s.extracted] == top)
+    return 1.0 if any(s.extracted == winner and s.value == 1.0 for s in ordered) else 0.0
+
+
+def repeat_metrics(scores: Sequence[Score], *, seed: int = 0) -> dict[str, MetricSummary]:
+    """pass@k and maj@k where samples have k > 1 repeats (k = the smallest repeat count), each with
+    its uncertainty; empty for single-repeat runs. avg@k is the headline `summarize` value."""
+    groups = by_sample(scores)
+    if not groups:
+        return {}
+    k = min(len(group) for group in groups.values())
+    if k < 2:
+        return {}
+    passed = {
+        sid: pass_at_k(len(group), sum(s.value == 1.0 for s in group), k) for sid, group in groups.items()
+    }
+    voted = {sid: majority_correct(group) for sid, group in groups.items()}
+    return {
+        f"pass@{k}": summarize_values(passed, scores, seed=seed),
+        f"maj@{k}": summarize_values(voted, scores, seed=seed),
+    }
 
 
 def guess_credited_accuracy(scores: Sequence[Score]) -> float | None:

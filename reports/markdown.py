@@ -81,6 +81,14 @@ def row_details(row: dict[str, Any]) -> list[str]:
         f"- {row['metric']}: {pct(row['value'], 2)} ± {pct(row['stderr'], 2)} (stderr), "
         f"{row['n_scores']} completions over {row['n_samples']} samples"
     )
+    for name, extra in row.get("extra_metrics", {}).items():
+        low, high = extra["ci95"]
+        lines.append(f"- {name}: {pct(extra['value'], 2)} (95% CI {pct(low)}–{pct(high)})")
+    if row.get("flags"):
+        lines.append(
+            "- flagged (counted, outcome unchanged): "
+            + ", ".join(f"{k} {v}" for k, v in row["flags"].items())
+        )
     if "accuracy_with_guess_credit" in row:
         lines.append(
             f"- with official random-guess credit for unparsed answers: {pct(row['accuracy_with_guess_credit'], 2)}"

@@ -66,3 +66,49 @@ def test_verdicts() -> None:
     assert judge(None, summary).label == "n/a"
     truncated = [Score(f"t{i}", 0, Outcome.TRUNCATED, 0.0) for i in range(10)] + scores_from([1.0] * 90)
     assert judge(90.0, summarize(truncated)).label == "unclear"
+
+
+def test_pass_at_k_matches_enumeration() -> None:
+    from itertools import combinations
+
+    from evals.stats import pass_at_k
+
+    for n, correct, k in [(4, 1, 2), (8, 3, 4), (5, 0, 3), (6, 6, 2), (10, 2, 1)]:
+        outcomes = [1] * correct + [0] * (n - correct)
+        draws = list(combinations(outcomes, k))
+        expected = sum(any(d) for d in draws) / len(draws)
+        assert math.isclose(pass_at_k(n, correct, k), expected)
+
+
+def test_repeat_metrics_avg_pass_and_majority() -> None:
+    from evals.stats import repeat_metrics
+
+    def score(sid: str, repeat: int, answer: str | None, gold: str) -> Score:
+        if answer is None:
+            return Score(sid, repeat, Outcome.UNPARSED, 0.0)
+        ok = answer == gold
+        return Score(sid, repeat, Outcome.CORRECT if ok else Outcome.WRONG, float(ok), extracted=answer)
+
+    scores = [
+        # p1: right once in four, majority wrong ("5" twice)
+        score("p1", 0, "5", "7"), score("p1", 1, "7", "7"), score("p1", 2, "5", "7"), score("p1", 3, None, "7"),
+        # p2: right three times: majority right
+        score("p2", 0, "1", "1"), score("p2", 1, "1", "1"), score("p2", 2, "2", "1"), score("p2", 3, "1", "1"),
+        # p3: a 1-1 tie, the answer seen first wins ("9", wrong)
+        score("p3", 0, "9", "4"), score("p3", 1, "4", "4"), score("p3", 2, None, "4"), score("p3", 3, None, "4"),
+    ]  # fmt: skip
+    assert math.isclose(summarize(scores).value, (0.25 + 0.75 + 0.25) / 3)  # avg@4
+    extra = repeat_metrics(scores)
+    assert set(extra) == {"pass@4", "maj@4"}
+    assert extra["pass@4"].value == 1.0
+    assert math.isclose(extra["maj@4"].value, 1 / 3)
+    assert extra["maj@4"].n_samples == 3 and extra["maj@4"].ci_low <= extra["maj@4"].value
+    assert repeat_metrics(scores_from([1.0, 0.0])) == {}  # single repeat: nothing extra
+
+
+def test_flags_are_counted() -> None:
+    scores = [
+        Score("a", 0, Outcome.CORRECT, 1.0, flags=("last_integer_fallback",)),
+        Score("b", 0, Outcome.WRONG, 0.0),
+    ]
+    assert summarize(scores).flags == {"last_integer_fallback": 1}
