@@ -9,6 +9,7 @@ from typing import Any
 # task name -> "module:Class"; the class takes (variant: str | None = None, **options)
 TASKS: dict[str, str] = {
     "mmlu_pro": "tasks.mmlu_pro:MMLUPro",
+    "gpqa_diamond": "tasks.gpqa_diamond:GPQADiamond",
 }
 
 # backend name -> "module:Class"; the class takes (model: str, **options)

@@ -1,7 +1,7 @@
 """Render a run as one self-contained HTML file: the card table, per-row details with an SVG chart
 of per-category scores (95% CI whiskers), and the failed or wrong samples to inspect.
 
-Question text is redacted for tasks whose rows must not appear in plain text (GPQA asks for this)
+Question text (and the model's answer, which often quotes it) is redacted for tasks whose rows must not appear in plain text (GPQA asks for this)
 unless the caller asks to show it; `redact=True` redacts every task. Works from the same JSON as
 the Markdown report plus samples.jsonl records; it computes nothing new.
 """
@@ -118,12 +118,14 @@ def _samples_table(samples: Sequence[dict[str, Any]], hide_question: bool) -> st
     )
     rows = []
     for sample in shown:
+        # Model answers often quote the question or its options, so they are hidden with it.
         prompt = REDACTED if hide_question else _prompt_text(sample.get("prompt"))
+        answer = "[redacted with the question]" if hide_question else sample.get("answer") or ""
         rows.append(
             f"<tr><td>{_e(sample['id'])}</td><td class='num'>{sample['repeat']}</td>"
             f"<td class='{_e(sample['outcome'])}'>{_e(sample['outcome'])}</td>"
             f"<td>{_e(sample.get('extracted'))} / {_e(sample.get('target'))}</td>"
-            f"<td><pre>{_e(_clip(prompt))}</pre></td><td><pre>{_e(_clip(sample.get('answer') or ''))}</pre></td></tr>"
+            f"<td><pre>{_e(_clip(prompt))}</pre></td><td><pre>{_e(_clip(answer))}</pre></td></tr>"
         )
     return head + "".join(rows) + "</table>"
 
