@@ -10,6 +10,7 @@ from typing import Any
 TASKS: dict[str, str] = {
     "mmlu_pro": "tasks.mmlu_pro:MMLUPro",
     "gpqa_diamond": "tasks.gpqa_diamond:GPQADiamond",
+    "aime": "tasks.aime:AIME",
 }
 
 # backend name -> "module:Class"; the class takes (model: str, **options)

@@ -482,11 +482,7 @@ def _runs_as_scores(accuracies: list[float]) -> list[Score]:
     return scores
 
 
-STATS_READY = all(hasattr(evals.stats, name) for name in ("summarize", "repeat_metrics"))
-
-
 @needs_table
-@pytest.mark.skipif(not STATS_READY, reason="evals.stats has no summarize/repeat_metrics (avg@k, pass@k) yet")
 def test_avg_at_4_reproduces_matharenas_published_averages():
     for model, (accuracies, average) in matharena_rows().items():
         scores = _runs_as_scores(accuracies)

@@ -25,6 +25,8 @@ pytestmark = [
 ]
 
 LIMIT = "6"
+# the smoke card's rows: MMLU-Pro (10 built-in questions), GPQA (7), AIME (5), each cut to LIMIT
+TOTAL = 6 + 6 + 5
 RUN_ARGS = [
     "run",
     "--card",
@@ -75,19 +77,25 @@ def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 
 def test_smoke_card_report(uninterrupted: tuple[Path, str]) -> None:
     out, stdout = uninterrupted
-    assert "| MMLU Pro (built-in questions) |" in stdout  # the report is printed
-    for name in ("run.json", "samples.jsonl", "results.json", "report.md"):
+    for label in (
+        "MMLU Pro (built-in questions)",
+        "GPQA Diamond (built-in questions)",
+        "AIME (built-in problems)",
+    ):
+        assert f"| {label} |" in stdout  # the report is printed
+    for name in ("run.json", "samples.jsonl", "results.json", "report.md", "report.html"):
         assert (out / name).is_file()
     records = samples(out)
-    assert len(records) == int(LIMIT)
+    assert len(records) == TOTAL
     assert all(r["outcome"] in {"correct", "wrong", "unparsed", "truncated"} for r in records)
     assert all(r["raw"] and r["completion_tokens"] > 0 and r["prompt_tokens"] > 0 for r in records)
     run = json.loads((out / "run.json").read_text())
     assert run["model_fingerprint"]["backend"] == "hf"
-    assert run["generation"]["generated"] == int(LIMIT) and run["generation"]["cached"] == 0
+    assert run["generation"]["generated"] == TOTAL and run["generation"]["cached"] == 0
     assert "git" in run["environment"] and "transformers" in run["environment"]["packages"]
-    row = json.loads((out / "results.json").read_text())["rows"][0]
-    assert row["n_samples"] == int(LIMIT) and row["ci95"][0] <= row["value"] <= row["ci95"][1]
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert [r["n_samples"] for r in rows] == [6, 6, 5]
+    assert all(r["ci95"][0] <= r["value"] <= r["ci95"][1] for r in rows)
 
 
 def test_sigkill_midway_then_resume(uninterrupted: tuple[Path, str], tmp_path: Path) -> None:
@@ -101,17 +109,17 @@ def test_sigkill_midway_then_resume(uninterrupted: tuple[Path, str], tmp_path: P
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     before = cache_rows(cache)
-    assert 2 <= len(before) < int(LIMIT), "the kill must land midway"
+    assert 2 <= len(before) < TOTAL, "the kill must land midway"
 
     proc = evals_process(tmp_path / "run", cache)
     _, stderr = proc.communicate(timeout=600)
     assert proc.returncode == 0, stderr
     after = cache_rows(cache)
-    assert len(after) == int(LIMIT)
+    assert len(after) == TOTAL
     assert set(before) <= set(after)  # earlier completions untouched: same text, same timestamp
     generation = json.loads((tmp_path / "run" / "run.json").read_text())["generation"]
     assert generation["cached"] == len(before)
-    assert generation["generated"] == int(LIMIT) - len(before)  # nothing generated twice
+    assert generation["generated"] == TOTAL - len(before)  # nothing generated twice
 
     clean_out, _ = uninterrupted
     keep = ("id", "raw", "answer", "extracted", "outcome", "completion_tokens", "finish_reason")
