@@ -68,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int)
     run.add_argument("--thinking", action=argparse.BooleanOptionalAction, default=None)
     run.add_argument("--extractor", help="answer extractor of the task (e.g. tiger, tiger-2024-05, card)")
+    _add_task_opt(run)
     run.add_argument("--batch-size", help="backend batch size: an integer or 'auto'")
     run.add_argument(
         "--backend-opt",
@@ -87,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--task", required=True)
     score.add_argument("--variant")
     score.add_argument("--extractor")
+    _add_task_opt(score)
     score.add_argument(
         "--guess-unparsed",
         action="store_true",
@@ -107,6 +109,18 @@ def build_parser() -> argparse.ArgumentParser:
     cards = sub.add_parser("cards", help="list model cards")
     cards.set_defaults(handler=_cmd_cards)
     return parser
+
+
+def _add_task_opt(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--task-opt", action="append", default=[], metavar="KEY=VALUE",
+                        help="task option, e.g. last_chance=true (aime), strict=true (aime), shuffle_seed=1 (gpqa)")  # fmt: skip
+
+
+def _task_options(args: argparse.Namespace) -> dict[str, Any]:
+    options = dict(_key_value(item, "--task-opt") for item in args.task_opt)
+    if args.extractor:
+        options["extractor"] = args.extractor
+    return options
 
 
 def _add_redact_option(parser: argparse.ArgumentParser) -> None:
@@ -145,7 +159,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         model=args.model,
         backend=args.backend,
         backend_options=backend_options,
-        task_options={"extractor": args.extractor} if args.extractor else {},
+        task_options=_task_options(args),
         data=_data_overrides(args.data),
         limit=args.limit,
         repeats=args.repeats,
@@ -174,9 +188,7 @@ def _read_generation(out_dir: Path) -> str:
 def _cmd_score(args: argparse.Namespace) -> int:
     from evals.pipeline import ScoreOptions, score
 
-    task_options: dict[str, Any] = {}
-    if args.extractor:
-        task_options["extractor"] = args.extractor
+    task_options = _task_options(args)
     if args.guess_unparsed:
         task_options["guess_unparsed"] = True
     outcome = score(

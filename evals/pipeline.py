@@ -59,6 +59,7 @@ class PlannedRow:
 def run(options: RunOptions) -> tuple[Path, list[TaskResult], str]:
     """Generate what is missing, score, and write the run directory. Returns (dir, results, report)."""
     card = _card_for(options)
+    _check_task_options(card, options.task_options)
     started = time.strftime("%Y-%m-%dT%H:%M:%S")
     plans = [_plan_row(row, options) for row in card.rows]
     model = resolve_model(options.model or card.model)
@@ -109,6 +110,15 @@ def run(options: RunOptions) -> tuple[Path, list[TaskResult], str]:
     return out_dir, results, report
 
 
+def _check_task_options(card: Card, task_options: dict[str, Any]) -> None:
+    """Every CLI task option must be taken by at least one of the card's available tasks."""
+    tasks = [row.task for row in card.rows if row.task in registry.TASKS]
+    accepted = set().union(*(registry.task_options(t) for t in tasks)) if tasks else set()
+    for name in task_options:
+        if name not in accepted:
+            raise ValueError(f"no task of this run takes the option '{name}' (tasks: {', '.join(tasks)})")
+
+
 def _card_for(options: RunOptions) -> Card:
     if not options.tasks:
         return load_card(options.card or "smoke")
@@ -130,8 +140,10 @@ def _card_for(options: RunOptions) -> Card:
 def _plan_row(row: Row, options: RunOptions) -> PlannedRow:
     if row.task not in registry.TASKS:
         return PlannedRow(row, None, [], [], None, unavailable=f"task '{row.task}' is not implemented yet")
-    task_options = {**row.options, **options.task_options}
-    task = registry.task_class(row.task)(options.variant or row.variant, **task_options)
+    # CLI task options go to the tasks that take them (e.g. --extractor to mmlu_pro only)
+    accepted = registry.task_options(row.task)
+    cli_options = {k: v for k, v in options.task_options.items() if k in accepted}
+    task = registry.make_task(row.task, options.variant or row.variant, {**row.options, **cli_options})
     source = options.data.get(row.task) or options.data.get("*") or row.data
     samples = task.load(source)
     if options.limit is not None:
@@ -273,7 +285,7 @@ class ScoreOutcome:
 
 
 def score(options: ScoreOptions) -> ScoreOutcome:
-    task = registry.task_class(options.task)(options.variant, **options.task_options)
+    task = registry.make_task(options.task, options.variant, options.task_options)
     predictions = read_predictions(options.predictions)
     samples = {s.id: s for s in task.load(options.data)}
     unknown = sorted({p.sample_id for p in predictions} - samples.keys())

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from typing import Any
 
 # task name -> "module:Class"; the class takes (variant: str | None = None, **options)
@@ -53,6 +54,21 @@ def _load(table: dict[str, str], name: str, kind: str) -> Any:
 
 def task_class(name: str) -> Any:
     return _load(TASKS, name, "task")
+
+
+def task_options(name: str) -> set[str]:
+    """Keyword options the task's constructor accepts (besides the variant)."""
+    signature = inspect.signature(task_class(name))
+    return {p.name for p in signature.parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
+def make_task(name: str, variant: str | None, options: dict[str, Any]) -> Any:
+    """Build a task; an option it does not take is a clear error naming the ones it does."""
+    unknown = sorted(set(options) - task_options(name))
+    if unknown:
+        valid = ", ".join(sorted(task_options(name))) or "none"
+        raise ValueError(f"task '{name}' has no option '{unknown[0]}'; its options: {valid}")
+    return task_class(name)(variant, **options)
 
 
 def backend_class(name: str) -> Any:

@@ -34,6 +34,12 @@ def evals(*args: str) -> subprocess.CompletedProcess[str]:
             ("run", "--tasks", "mmlu_pro", "--model", "x", "--data", "/no/such/file.parquet"),
             "/no/such/file.parquet",
         ),
+        (
+            ("run", "--tasks", "aime", "--model", "x", "--task-opt", "bogus=1"),
+            "no task of this run takes the option",
+        ),
+        (("score", "x.jsonl", "--task", "aime", "--task-opt", "bogus=1"), "its options: last_chance, strict"),
+        (("run", "--tasks", "aime", "--model", "x", "--task-opt", "strict"), "--task-opt expects KEY=VALUE"),
     ],
 )
 def test_user_errors_are_one_line_with_exit_code_2(args: tuple[str, ...], needle: str) -> None:
