@@ -73,17 +73,16 @@ def score_all(
     turn's completion, keyed by the first turn's request key, goes to `task.score(followup=...)`."""
     by_id = {s.id: s for s in samples}
     followups = followups or {}
-    scores = []
-    for request in requests:
-        completion = completions.get(request.key)
-        if completion is None:
-            continue
-        sample = by_id[request.sample_id]
-        followup = followups.get(request.key)
-        if followup is None:
-            scores.append(task.score(sample, completion, request.repeat))
-        else:
-            scores.append(task.score(sample, completion, request.repeat, followup=followup))  # type: ignore[call-arg]
+    items = [
+        (by_id[r.sample_id], completions[r.key], r.repeat, followups.get(r.key))
+        for r in requests
+        if r.key in completions
+    ]
+    score_many = getattr(task, "score_many", None)
+    if score_many is not None and not followups:  # e.g. code tasks grade programs in parallel
+        scores = list(score_many([(sample, completion, repeat) for sample, completion, repeat, _ in items]))
+    else:
+        scores = [_score_one(task, *item) for item in items]
     categories = {s.id: s.category for s in samples}
     return TaskResult(
         label=label or task.name,
@@ -101,6 +100,14 @@ def score_all(
         extra=repeat_metrics(scores),
         followups=followups,
     )
+
+
+def _score_one(
+    task: Task, sample: Sample, completion: Completion, repeat: int, followup: Completion | None
+) -> Score:
+    if followup is None:
+        return task.score(sample, completion, repeat)
+    return task.score(sample, completion, repeat, followup=followup)  # type: ignore[call-arg]
 
 
 def sample_records(result: TaskResult) -> list[dict[str, Any]]:

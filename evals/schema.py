@@ -239,6 +239,14 @@ class FollowupTask(Task, Protocol):
 
 
 @runtime_checkable
+class BatchScoringTask(Task, Protocol):
+    """A task whose scoring is expensive (e.g. running programs) and parallel: the orchestrator
+    hands it every (sample, completion, repeat) at once and expects the scores in that order."""
+
+    def score_many(self, items: Sequence[tuple[Sample, Completion, int]]) -> list[Score]: ...
+
+
+@runtime_checkable
 class Backend(Protocol):
     """A way to run a model. Batching, concurrency and retries live inside; caching does not."""
 
