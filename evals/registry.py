@@ -12,6 +12,7 @@ TASKS: dict[str, str] = {
     "mmlu_pro": "tasks.mmlu_pro:MMLUPro",
     "gpqa_diamond": "tasks.gpqa_diamond:GPQADiamond",
     "aime": "tasks.aime:AIME",
+    "livecodebench": "tasks.livecodebench:LiveCodeBench",
 }
 
 # backend name -> "module:Class"; the class takes (model: str, **options)

@@ -37,7 +37,7 @@ def test_report_lists_all_six_rows(card_run: tuple[Path, str]) -> None:
         "MMMU Pro",
         "CoVoST",
     ]
-    implemented = {"MMLU Pro", "AIME 2026 no tools", "GPQA Diamond"}
+    implemented = {"MMLU Pro", "AIME 2026 no tools", "LiveCodeBench v6", "GPQA Diamond"}
     for line, label in zip(table[:6], labels, strict=True):
         assert ("not yet available" in line) == (label not in implemented), line
     mmlu = table[0]
@@ -60,9 +60,20 @@ def test_run_records_protocol_and_evidence(card_run: tuple[Path, str]) -> None:
     run = json.loads((out / "run.json").read_text())
     assert run["card"]["name"] == "gemma-4-12b-it" and len(run["card"]["sha256"]) == 64
     assert run["model_fingerprint"]["model_class"] == "Gemma4UnifiedForConditionalGeneration"
-    assert [t["task"] for t in run["tasks"] if "unavailable" not in t] == ["mmlu_pro", "aime", "gpqa_diamond"]
+    assert [t["task"] for t in run["tasks"] if "unavailable" not in t] == [
+        "mmlu_pro",
+        "aime",
+        "livecodebench",
+        "gpqa_diamond",
+    ]
     samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
-    assert len(samples) == 3 * 8 and {s["repeat"] for s in samples} == {0, 1}  # 3 tasks x 4 samples x 2
+    assert len(samples) == 4 * 8 and {s["repeat"] for s in samples} == {0, 1}  # 4 tasks x 4 samples x 2
     aime = json.loads((out / "results.json").read_text())["rows"][1]
     assert aime["task"] == "aime" and set(aime["extra_metrics"]) == {"pass@2", "maj@2"}
-    assert all(s["prompt"][0]["role"] == "user" for s in samples)
+    first_roles = {s["task"]: s["prompt"][0]["role"] for s in samples}
+    assert first_roles == {
+        "mmlu_pro": "user",
+        "aime": "user",
+        "gpqa_diamond": "user",
+        "livecodebench": "system",
+    }

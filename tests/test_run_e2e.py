@@ -25,8 +25,9 @@ pytestmark = [
 ]
 
 LIMIT = "6"
-# the smoke card's rows: MMLU-Pro (10 built-in questions), GPQA (7), AIME (5), each cut to LIMIT
-TOTAL = 6 + 6 + 5
+# the smoke card's rows: MMLU-Pro (10 built-in questions), GPQA (7), AIME (5), LiveCodeBench (4),
+# each cut to LIMIT
+TOTAL = 6 + 6 + 5 + 4
 RUN_ARGS = [
     "run",
     "--card",
@@ -81,6 +82,7 @@ def test_smoke_card_report(uninterrupted: tuple[Path, str]) -> None:
         "MMLU Pro (built-in questions)",
         "GPQA Diamond (built-in questions)",
         "AIME (built-in problems)",
+        "LiveCodeBench (built-in problems)",
     ):
         assert f"| {label} |" in stdout  # the report is printed
     for name in ("run.json", "samples.jsonl", "results.json", "report.md", "report.html"):
@@ -94,7 +96,7 @@ def test_smoke_card_report(uninterrupted: tuple[Path, str]) -> None:
     assert run["generation"]["generated"] == TOTAL and run["generation"]["cached"] == 0
     assert "git" in run["environment"] and "transformers" in run["environment"]["packages"]
     rows = json.loads((out / "results.json").read_text())["rows"]
-    assert [r["n_samples"] for r in rows] == [6, 6, 5]
+    assert [r["n_samples"] for r in rows] == [6, 6, 5, 4]
     assert all(r["ci95"][0] <= r["value"] <= r["ci95"][1] for r in rows)
 
 
