@@ -711,3 +711,33 @@ def test_the_orchestrator_scores_through_score_many(problems):
         ("sort", 1, Outcome.UNPARSED),
     ]
     assert result.summary.value == 0.25  # pass@1: mean over problems of passed / samples
+
+
+@sandboxed
+def test_generations_are_rescored_through_evals_score(tmp_path):
+    """A generations file keyed by question_id, two repeats each (right, then wrong), through the CLI."""
+    from evals.cli import main
+
+    right = {
+        "smoke_sum": "a, b = map(int, input().split())\nprint(a + b)",
+        "smoke_reverse": "s = input().strip()\nprint(s[::-1])\nprint(len(s))",
+        "smoke_add_digits": "class Solution:\n    def addDigits(self, num):\n        return 0 if num == 0 else 1 + (num - 1) % 9",
+        "smoke_count_pairs": "class Solution:\n    def countPairs(self, nums, target):\n        return 0",
+    }
+    predictions = tmp_path / "lcb.jsonl"
+    with predictions.open("w") as handle:
+        for qid, code in right.items():
+            for repeat, body in enumerate((code, "print('All tests passed')")):
+                text = f"<|channel>thought\n```python\nprint(1)\n```<channel|>Here:\n```python\n{body}\n```"
+                handle.write(json.dumps({"id": qid, "repeat": repeat, "response": text}) + "\n")
+    out = tmp_path / "run"
+    assert (
+        main(
+            ["score", str(predictions), "--task", "livecodebench", "--data", "builtin", "--output", str(out)]
+        )
+        == 0
+    )
+    row = json.loads((out / "results.json").read_text())["rows"][0]
+    assert row["n_scores"] == 8 and row["value"] == 3 / 8  # countPairs' "return 0" fails its tests
+    assert row["extra_metrics"]["pass@2"]["value"] == 3 / 4
+    assert row["flags"] == {"runtime_error": 2, "wrong_answer": 3}  # no class Solution: runtime error
