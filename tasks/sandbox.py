@@ -632,7 +632,7 @@ def _home_dirs() -> set[str]:
 def _hidden_mounts() -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(masks, binds) for the mount namespace: directories to cover with an empty tmpfs (home
     directories, and those the sandbox uid cannot traverse on the way to the interpreter), and the
-    interpreter and venv trees under them to bind back."""
+    interpreter and venv trees under them or under the scratch directories to bind back."""
     paths = (sys.prefix, sys.base_prefix, os.path.dirname(sys.executable))
     targets = {os.path.realpath(p) for p in paths} | {os.path.dirname(os.path.realpath(sys.executable))}
     targets = {t for t in targets if not any(t != o and _inside(t, o) for o in targets)}
@@ -644,8 +644,12 @@ def _hidden_mounts() -> tuple[tuple[str, ...], tuple[str, ...]]:
             if not os.stat(ancestor).st_mode & 0o001:
                 masks.add(ancestor)
                 break
+    scratch = _scratch_dirs()  # covered by fresh tmpfs anyway: nothing under them needs a mask
+    masks = {m for m in masks if not any(_inside(m, d) for d in scratch)}
     masks = {m for m in masks if not any(m != o and _inside(m, o) for o in masks)}
-    binds = {t for t in targets if any(_inside(t, m) for m in masks)}
+    # Trees under a masked directory or a scratch directory (a venv in /tmp, say) are bound back.
+    covered = [*masks, *scratch]
+    binds = {t for t in targets if any(_inside(t, m) for m in covered)}
     return tuple(sorted(masks)), tuple(sorted(binds))
 
 

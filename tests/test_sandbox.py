@@ -359,3 +359,21 @@ def test_pool_rejects_zero_workers_and_bad_file_names() -> None:
 def test_sandbox_uses_the_current_interpreter() -> None:
     result = run_python("import sys\nprint(sys.version)\nprint(sys.flags.isolated)")
     assert result.stdout == f"{sys.version}\n1\n".encode()
+
+
+def test_an_interpreter_inside_a_scratch_directory_stays_reachable(tmp_path: Path) -> None:
+    """The harness's venv may live under /tmp (CI clones there), which the sandbox covers with a
+    private tmpfs: the interpreter tree must be bound back or nothing can run."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    repo = Path(__file__).resolve().parents[1]
+    code = (
+        f"import sys; sys.path.insert(0, {str(repo)!r})\n"
+        "from tasks.sandbox import run_python\n"
+        "result = run_python('print(6 * 7)')\n"
+        "print(result.status, result.stdout.decode().strip(), result.detail)"
+    )
+    out = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert out.stdout.split()[:2] == ["ok", "42"], out.stdout + out.stderr
