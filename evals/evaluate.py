@@ -11,7 +11,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evals.schema import Completion, Request, Sample, Score, Task
-from evals.stats import MetricSummary, guess_credited_accuracy, repeat_metrics, summarize, summarize_by
+from evals.stats import (
+    MetricSummary,
+    guess_credited_accuracy,
+    macro_mean,
+    repeat_metrics,
+    summarize,
+    summarize_by,
+)
 from evals.verdict import Verdict, judge
 
 
@@ -91,7 +98,7 @@ def score_all(
         requests=list(requests),
         completions=completions,
         scores=scores,
-        summary=summarize(scores),
+        summary=headline(task, scores, categories),
         by_category=summarize_by(scores, categories),
         published=published,
         metric=metric,
@@ -100,6 +107,14 @@ def score_all(
         extra=repeat_metrics(scores),
         followups=followups,
     )
+
+
+def headline(task: Task, scores: Sequence[Score], categories: dict[str, str | None]) -> MetricSummary:
+    """The row's headline metric: the mean over samples, or, for a task whose `HEADLINE` is
+    "macro_by_category", the unweighted mean of its categories (e.g. MMMU-Pro overall)."""
+    if getattr(task, "HEADLINE", "mean") == "macro_by_category":
+        return macro_mean(scores, categories)
+    return summarize(scores)
 
 
 def _score_one(

@@ -115,6 +115,35 @@ def summarize_by(
     return {name: summarize(group, seed=seed) for name, group in sorted(groups.items())}
 
 
+def macro_mean(scores: Sequence[Score], group_of: dict[str, str | None], *, seed: int = 0) -> MetricSummary:
+    """The unweighted mean of per-group means (e.g. MMMU-Pro overall = mean of its two settings),
+    with a stratified bootstrap CI (samples resampled within each group) and a stderr combined
+    from the groups' stderrs."""
+    groups: dict[str, dict[str, float]] = defaultdict(dict)
+    for sid, value in per_sample_means(scores).items():
+        group = group_of.get(sid)
+        if group is not None:
+            groups[group][sid] = value
+    base = summarize_values({}, scores, seed=seed)
+    if not groups:
+        return base
+    arrays = [np.fromiter(g.values(), dtype=float, count=len(g)) for g in groups.values()]
+    value = float(np.mean([a.mean() for a in arrays]))
+    variances = [a.var(ddof=1) / len(a) if len(a) > 1 else math.nan for a in arrays]
+    stderr = float(math.sqrt(sum(variances)) / len(arrays))
+    rng = np.random.default_rng(seed)
+    boot = np.zeros(BOOTSTRAP_RESAMPLES)
+    for array in arrays:
+        idx = rng.integers(0, len(array), size=(BOOTSTRAP_RESAMPLES, len(array)))
+        boot += array[idx].mean(axis=1) / len(arrays)
+    alpha = (1 - CI_LEVEL) / 2
+    low, high = np.quantile(boot, [alpha, 1 - alpha])
+    n_samples = sum(len(a) for a in arrays)
+    return MetricSummary(
+        value, stderr, float(low), float(high), n_samples, base.n_scores, base.outcomes, base.flags
+    )
+
+
 # --- metrics over repeats -------------------------------------------------------------------
 
 

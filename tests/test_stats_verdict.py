@@ -112,3 +112,16 @@ def test_flags_are_counted() -> None:
         Score("b", 0, Outcome.WRONG, 0.0),
     ]
     assert summarize(scores).flags == {"last_integer_fallback": 1}
+
+
+def test_macro_mean_weights_groups_equally() -> None:
+    from evals.stats import macro_mean
+
+    scores = scores_from([1.0] * 10 + [0.0] * 30)  # ids 0-9 right, 10-39 wrong
+    groups = {str(i): ("small" if i < 20 else "large") for i in range(40)}  # small: 10/20, large: 0/20
+    summary = macro_mean(scores, groups)
+    assert math.isclose(summary.value, (0.5 + 0.0) / 2)
+    assert summary.ci_low <= summary.value <= summary.ci_high and summary.n_samples == 40
+    lopsided = {str(i): ("a" if i < 10 else "b") for i in range(40)}  # a: 10/10, b: 0/30
+    assert math.isclose(macro_mean(scores, lopsided).value, 0.5)
+    assert math.isclose(summarize(scores).value, 0.25)  # the pooled mean differs
