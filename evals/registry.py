@@ -13,6 +13,7 @@ TASKS: dict[str, str] = {
     "gpqa_diamond": "tasks.gpqa_diamond:GPQADiamond",
     "aime": "tasks.aime:AIME",
     "livecodebench": "tasks.livecodebench:LiveCodeBench",
+    "mmmu_pro": "tasks.mmmu_pro:MMMUPro",
 }
 
 # backend name -> "module:Class"; the class takes (model: str, **options)
