@@ -7,6 +7,7 @@ call them the same way. Generation goes through the runner and cache; scoring th
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -64,7 +65,8 @@ def run(options: RunOptions) -> tuple[Path, list[TaskResult], str]:
     plans = [_plan_row(row, options) for row in card.rows]
     model = resolve_model(options.model or card.model)
     backend_name = options.backend or card.backend
-    backend = registry.backend_class(backend_name)(model, **options.backend_options)
+    backend_cls = registry.backend_class(backend_name)
+    backend = backend_cls(model, **_backend_options(card, backend_cls, options.backend_options))
     all_requests = [r for p in plans for r in p.requests]
     cache = CompletionCache(options.cache or default_cache_path())
     try:
@@ -110,6 +112,20 @@ def run(options: RunOptions) -> tuple[Path, list[TaskResult], str]:
     return out_dir, results, report
 
 
+def _backend_options(card: Card, backend_cls: Any, given: dict[str, Any]) -> dict[str, Any]:
+    """The CLI's backend options plus the card's image token budget (`image_tokens`), which the
+    backend applies as `max_soft_tokens` unless the CLI set one."""
+    budgets = {r.settings["image_tokens"].value for r in card.rows if "image_tokens" in r.settings}
+    accepts = "max_soft_tokens" in inspect.signature(backend_cls).parameters
+    if len(budgets) > 1:
+        raise ValueError(
+            f"card {card.name}: rows ask for different image budgets {sorted(budgets)}; one run has one"
+        )
+    if budgets and accepts and "max_soft_tokens" not in given:
+        return {**given, "max_soft_tokens": budgets.pop()}
+    return dict(given)
+
+
 def _check_task_options(card: Card, task_options: dict[str, Any]) -> None:
     """Every CLI task option must be taken by at least one of the card's available tasks."""
     tasks = [row.task for row in card.rows if row.task in registry.TASKS]
@@ -143,6 +159,8 @@ def _plan_row(row: Row, options: RunOptions) -> PlannedRow:
     # CLI task options go to the tasks that take them (e.g. --extractor to mmlu_pro only)
     accepted = registry.task_options(row.task)
     cli_options = {k: v for k, v in options.task_options.items() if k in accepted}
+    if "image_tokens" in row.settings and "max_soft_tokens" in accepted:  # recorded by the task
+        cli_options.setdefault("max_soft_tokens", row.settings["image_tokens"].value)
     task = registry.make_task(row.task, options.variant or row.variant, {**row.options, **cli_options})
     source = options.data.get(row.task) or options.data.get("*") or row.data
     samples = task.load(source)

@@ -63,6 +63,7 @@ def test_run_records_protocol_and_evidence(card_run: tuple[Path, str]) -> None:
     run = json.loads((out / "run.json").read_text())
     assert run["card"]["name"] == "gemma-4-12b-it" and len(run["card"]["sha256"]) == 64
     assert run["model_fingerprint"]["model_class"] == "Gemma4UnifiedForConditionalGeneration"
+    assert run["model_fingerprint"]["max_soft_tokens"] == 1120  # the card's MMMU-Pro image budget
     available = [t["task"] for t in run["tasks"] if "unavailable" not in t]
     assert available == [t for t in ["mmlu_pro", "aime", "livecodebench", "gpqa_diamond", "mmmu_pro", "covost2"]
                          if t in registry.TASKS]  # fmt: skip
