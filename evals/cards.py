@@ -43,6 +43,8 @@ class Row:
     options: dict[str, Any] = field(default_factory=dict)
     data: str | None = None
     notes: str = ""
+    model: str | None = None  # this row's own model (e.g. a multimodal one), else the card's
+    backend: str | None = None
 
     def sampling(self, base: Sampling) -> Sampling:
         """`base` (the task's defaults) with this row's sampling settings applied."""
@@ -110,6 +112,8 @@ def _parse(data: dict[str, Any], path: str, digest: str) -> Card:
                 options=dict(raw.get("options", {})),
                 data=raw.get("data", head.get("data")),
                 notes=raw.get("notes", ""),
+                model=raw.get("model"),
+                backend=raw.get("backend"),
             )
         )
     if not rows:

@@ -20,7 +20,7 @@ from evals.cards import Card, Row, load_card
 from evals.evaluate import TaskResult, score_all
 from evals.models import resolve_model
 from evals.records import write_run
-from evals.runner import generate_all
+from evals.runner import GenerationStats, generate_all
 from evals.schema import Completion, Request, Sample, Sampling, Task
 from reports.markdown import render_report
 from runners.outputs import split_output
@@ -63,36 +63,38 @@ def run(options: RunOptions) -> tuple[Path, list[TaskResult], str]:
     _check_task_options(card, options.task_options)
     started = time.strftime("%Y-%m-%dT%H:%M:%S")
     plans = [_plan_row(row, options) for row in card.rows]
-    model = resolve_model(options.model or card.model)
-    backend_name = options.backend or card.backend
-    backend_cls = registry.backend_class(backend_name)
-    backend = backend_cls(model, **_backend_options(card, backend_cls, options.backend_options))
-    all_requests = [r for p in plans for r in p.requests]
+    groups: dict[tuple[str, str], list[PlannedRow]] = {}  # rows may name their own model
+    for plan in plans:
+        backend_name = options.backend or plan.row.backend or card.backend
+        spec = options.model or plan.row.model or card.model
+        groups.setdefault((backend_name, spec), []).append(plan)
     cache = CompletionCache(options.cache or default_cache_path())
+    completions: dict[str, Completion] = {}
+    followups: dict[str, Completion] = {}
+    stats = GenerationStats()
+    models = []
     try:
-        completions, stats = generate_all(backend, all_requests, cache, show_progress=options.show_progress)
-        followup_requests = _followup_requests(plans, completions)
-        followups: dict[str, Completion] = {}
-        if followup_requests:
-            second, second_stats = generate_all(
-                backend, list(followup_requests.values()), cache,
-                show_progress=options.show_progress, label="follow-up turns",
-            )  # fmt: skip
-            followups = {first: second[r.key] for first, r in followup_requests.items()}
-            stats = stats.merged(second_stats)
-        fingerprint = backend.fingerprint()
+        for (backend_name, spec), members in groups.items():
+            if not any(p.requests for p in members):
+                continue
+            generated = _generate(backend_name, spec, members, options, cache)
+            completions |= generated.completions
+            followups |= generated.followups
+            stats = stats.merged(generated.stats)
+            models.append(generated.model_info)
     finally:
         cache.close()
-        backend.close()
     results = [_score_row(p, completions, followups) for p in plans if p.task is not None]
     out_dir = options.output or Path("runs") / f"{card.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    first = models[0] if models else {"spec": card.model, "resolved": None, "backend": card.backend}
     run_info = {
         "kind": "run",
         "started": started,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "card": {"name": card.name, "path": card.path, "sha256": card.sha256},
-        "model": {"spec": options.model or card.model, "resolved": model, "backend": backend_name},
-        "model_fingerprint": fingerprint,
+        "model": {k: first[k] for k in ("spec", "resolved", "backend")},
+        "model_fingerprint": first.get("fingerprint"),
+        "models": models,
         "options": _jsonable(asdict(options)),
         "tasks": [_task_info(p) for p in plans],
         "generation": asdict(stats) | {"tokens_per_second": stats.tokens_per_second},
@@ -100,8 +102,8 @@ def run(options: RunOptions) -> tuple[Path, list[TaskResult], str]:
     }
     header = {
         "title": f"{card.title}: reproduction report",
-        "model": model,
-        "backend": backend_name,
+        "model": ", ".join(str(m["resolved"]) for m in models) or card.model,
+        "backend": ", ".join(sorted({m["backend"] for m in models})) or card.backend,
         "card": card.name,
         "started": started,
         "harness": (run_info["environment"]["git"].get("commit") or "unknown")[:12],
@@ -112,14 +114,58 @@ def run(options: RunOptions) -> tuple[Path, list[TaskResult], str]:
     return out_dir, results, report
 
 
-def _backend_options(card: Card, backend_cls: Any, given: dict[str, Any]) -> dict[str, Any]:
-    """The CLI's backend options plus the card's image token budget (`image_tokens`), which the
+@dataclass
+class Generated:
+    completions: dict[str, Completion]
+    followups: dict[str, Completion]  # by the first turn's request key
+    stats: GenerationStats
+    model_info: dict[str, Any]
+
+
+def _generate(
+    backend_name: str, spec: str, plans: list[PlannedRow], options: RunOptions, cache: CompletionCache
+) -> Generated:
+    """Load one backend and generate every request of `plans` (then their follow-up turns)."""
+    model = resolve_model(spec)
+    backend_cls = registry.backend_class(backend_name)
+    backend = backend_cls(
+        model, **_backend_options([p.row for p in plans], backend_cls, options.backend_options)
+    )
+    try:
+        requests = [r for p in plans for r in p.requests]
+        completions, stats = generate_all(backend, requests, cache, show_progress=options.show_progress)
+        wanted = _followup_requests(plans, completions)
+        followups: dict[str, Completion] = {}
+        if wanted:
+            second, second_stats = generate_all(
+                backend,
+                list(wanted.values()),
+                cache,
+                show_progress=options.show_progress,
+                label="follow-up turns",
+            )
+            followups = {first: second[r.key] for first, r in wanted.items()}
+            stats = stats.merged(second_stats)
+        info = {
+            "spec": spec,
+            "resolved": model,
+            "backend": backend_name,
+            "rows": [p.row.label for p in plans],
+            "fingerprint": backend.fingerprint(),
+        }
+    finally:
+        backend.close()
+    return Generated(completions, followups, stats, info)
+
+
+def _backend_options(rows: list[Row], backend_cls: Any, given: dict[str, Any]) -> dict[str, Any]:
+    """The CLI's backend options plus the rows' image token budget (`image_tokens`), which the
     backend applies as `max_soft_tokens` unless the CLI set one."""
-    budgets = {r.settings["image_tokens"].value for r in card.rows if "image_tokens" in r.settings}
+    budgets = {r.settings["image_tokens"].value for r in rows if "image_tokens" in r.settings}
     accepts = "max_soft_tokens" in inspect.signature(backend_cls).parameters
     if len(budgets) > 1:
         raise ValueError(
-            f"card {card.name}: rows ask for different image budgets {sorted(budgets)}; one run has one"
+            f"rows ask for different image budgets {sorted(budgets)}; give those rows different models"
         )
     if budgets and accepts and "max_soft_tokens" not in given:
         return {**given, "max_soft_tokens": budgets.pop()}
