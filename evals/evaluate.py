@@ -38,6 +38,7 @@ class TaskResult:
     settings: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, MetricSummary] = field(default_factory=dict)  # pass@k, maj@k with repeats
     followups: dict[str, Completion] = field(default_factory=dict)  # by the first turn's request key
+    corpus: dict[str, Any] | None = None  # corpus-level metrics (e.g. BLEU per language pair)
 
     @property
     def verdict(self) -> Verdict:
@@ -53,6 +54,7 @@ class TaskResult:
             **self.summary.to_json(),
             "per_category": {name: s.to_json() for name, s in self.by_category.items()},
             "extra_metrics": {name: s.to_json() for name, s in self.extra.items()},
+            "corpus_metrics": self.corpus,
             "published": self.published,
             "verdict": self.verdict.to_json(),
             "task_config": self.task.describe(),
@@ -91,6 +93,8 @@ def score_all(
     else:
         scores = [_score_one(task, *item) for item in items]
     categories = {s.id: s.category for s in samples}
+    corpus_metrics = getattr(task, "corpus_metrics", None)
+    corpus = corpus_metrics(list(samples), scores) if corpus_metrics is not None else None
     return TaskResult(
         label=label or task.name,
         task=task,
@@ -98,7 +102,8 @@ def score_all(
         requests=list(requests),
         completions=completions,
         scores=scores,
-        summary=headline(task, scores, categories),
+        summary=headline(task, scores, categories, corpus),
+        corpus=corpus,
         by_category=summarize_by(scores, categories),
         published=published,
         metric=metric,
@@ -109,12 +114,26 @@ def score_all(
     )
 
 
-def headline(task: Task, scores: Sequence[Score], categories: dict[str, str | None]) -> MetricSummary:
-    """The row's headline metric: the mean over samples, or, for a task whose `HEADLINE` is
-    "macro_by_category", the unweighted mean of its categories (e.g. MMMU-Pro overall)."""
-    if getattr(task, "HEADLINE", "mean") == "macro_by_category":
+def headline(
+    task: Task,
+    scores: Sequence[Score],
+    categories: dict[str, str | None],
+    corpus: dict[str, Any] | None = None,
+) -> MetricSummary:
+    """The row's headline metric: the mean over samples; for a task whose `HEADLINE` is
+    "macro_by_category", the unweighted mean of its categories (e.g. MMMU-Pro overall); for
+    "corpus", the macro corpus metric its `corpus_metrics` returns (e.g. BLEU, in points /100 so
+    that it prints and compares like a percentage)."""
+    kind = getattr(task, "HEADLINE", "mean")
+    if kind == "macro_by_category":
         return macro_mean(scores, categories)
-    return summarize(scores)
+    base = summarize(scores)
+    if kind != "corpus" or not corpus or corpus.get(f"macro_{corpus['metric']}") is None:
+        return base
+    value = corpus[f"macro_{corpus['metric']}"] / 100
+    low, high = (v / 100 for v in corpus["ci95"]) if corpus.get("ci95") else (value, value)
+    stderr = (high - low) / (2 * 1.96)
+    return MetricSummary(value, stderr, low, high, base.n_samples, base.n_scores, base.outcomes, base.flags)
 
 
 def _score_one(

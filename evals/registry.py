@@ -14,6 +14,7 @@ TASKS: dict[str, str] = {
     "aime": "tasks.aime:AIME",
     "livecodebench": "tasks.livecodebench:LiveCodeBench",
     "mmmu_pro": "tasks.mmmu_pro:MMMUPro",
+    "covost2": "tasks.covost2:CoVoST2",
 }
 
 # backend name -> "module:Class"; the class takes (model: str, **options)

@@ -55,6 +55,10 @@ def card_table(rows: Sequence[dict[str, Any]]) -> list[str]:
     return out
 
 
+def _num(value: float | None, digits: int = 2) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
 def _inline(value: Any) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{k} `{v}`" for k, v in value.items())
@@ -84,6 +88,21 @@ def row_details(row: dict[str, Any]) -> list[str]:
     for name, extra in row.get("extra_metrics", {}).items():
         low, high = extra["ci95"]
         lines.append(f"- {name}: {pct(extra['value'], 2)} (95% CI {pct(low)}–{pct(high)})")
+    corpus = row.get("corpus_metrics") or {}
+    if corpus.get("per_pair"):
+        lines += [
+            "",
+            "| Pair | BLEU | 95% CI | tokenizer | utterances | ASR error |",
+            "|---|---:|---|---|---:|---:|",
+        ]
+        for pair, m in corpus["per_pair"].items():
+            ci = m.get("ci95") or [None, None]
+            asr = (m.get("asr") or {}).get("error_rate")
+            lines.append(
+                f"| {pair} | {_num(m.get('bleu'))} | {_num(ci[0])}–{_num(ci[1])} | {m.get('tokenize')} "
+                f"| {m.get('n_utterances')} | {_num(asr, 3)} |"
+            )
+        lines.append(f"- sacrebleu signatures: {', '.join(f'`{s}`' for s in corpus.get('signatures', []))}")
     if row.get("flags"):
         lines.append(
             "- flagged (counted, outcome unchanged): "
