@@ -1,13 +1,15 @@
 """Hugging Face transformers backend (`HFBackend`, backend name "hf").
 
-Loads a model from a hub id, a local directory or a `.gguf` file; renders chat requests with the
-tokenizer's chat template (exactly one BOS) and raw prompts with the tokenizer's own special
-tokens; generates in left-padded batches grouped by sampling settings, with batch-size back-off on
-out-of-memory; samples each request with its own seed so results do not depend on batch
-composition; decodes with special tokens kept and splits thought from answer.
+Loads a model from a hub id, a local directory or a `.gguf` file; renders text-only chat requests
+with the tokenizer's chat template (exactly one BOS) and raw prompts with the tokenizer's own
+special tokens; requests with image or audio parts go through the model's processor
+(`runners.hf_media`, media decoded inside each batch step). Generates in left-padded batches
+grouped by sampling settings (a batch may mix image, audio and text-only requests), with
+batch-size back-off on out-of-memory; samples each request with its own seed so results do not
+depend on batch composition; decodes with special tokens kept and splits thought from answer.
 
-It does not yet handle image or audio parts (such requests get an error Completion), speculative
-(MTP) decoding, caching or progress display: the runner owns the last two.
+It does not handle speculative (MTP) decoding, caching or progress display: the runner owns the
+last two.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ from runners.hf_fingerprint import (
     tokenizer_identity,
     weight_files,
 )
-from runners.hf_generation import BatchSizer, SeededSampler, StopStrings, generate_with_backoff
+from runners.hf_generation import BatchSizer, SeededSampler, StopStrings, generate_with_backoff, is_oom
+from runners.hf_media import Encoded, MediaEncoder, collate, has_media, media_messages
 from runners.outputs import SplitOutput, split_output
 
 END_OF_TURN_TOKENS = ("<turn|>", "<|im_end|>", "<end_of_turn>", "<|eot_id|>")
@@ -61,7 +64,7 @@ _FIX = "pass a model directory with config.json, a .gguf file, or a hub id such 
 
 
 class UnsupportedInput(ValueError):
-    """A request part this backend cannot handle yet."""
+    """A request part this backend cannot handle (e.g. media without a processor)."""
 
 
 # --- where the model comes from -----------------------------------------------------------
@@ -154,19 +157,21 @@ def model_class(config: Any) -> Any:
 
 @dataclass(frozen=True)
 class _Prepared:
-    """A request with its rendered prompt ids."""
+    """A request with its rendered prompt ids. For a media request (`media`), the ids hold one
+    placeholder per image or clip (media are not decoded yet) and serve only to sort the batch."""
 
     request: Request
     ids: list[int]
+    media: bool = False
 
 
 def chat_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
-    """Messages as chat-template dicts (text content as a plain string)."""
+    """Text-only messages as chat-template dicts (text content as a plain string)."""
     out = []
     for message in messages:
         for part in message.content:
             if isinstance(part, ImagePart | AudioPart):
-                raise UnsupportedInput(f"{part.type} input is not supported yet by hf backend")
+                raise UnsupportedInput(f"{part.type} part in a text-only prompt")
             if not isinstance(part, TextPart):
                 raise UnsupportedInput(f"unknown message part {part!r}")
         out.append({"role": message.role, "content": message.text})
@@ -212,14 +217,19 @@ def left_pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, 
     return ids, mask
 
 
-def error_completion(request: Request, exc: BaseException, prompt_tokens: int = 0) -> Completion:
+def error_completion_message(exc: BaseException) -> str:
+    """`Type: first line of the message` (or just the type)."""
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def error_completion(request: Request, exc: BaseException, prompt_tokens: int = 0) -> Completion:
     return Completion(
         key=request.key,
         text="",
         finish_reason="error",
         prompt_tokens=prompt_tokens,
-        error=f"{type(exc).__name__}: {message}" if message else type(exc).__name__,
+        error=error_completion_message(exc),
     )
 
 
@@ -261,7 +271,9 @@ class HFBackend:
         self.max_soft_tokens = max_soft_tokens
         self._sizer = resolve_batch_sizer(batch_size, max_batch_size)
         self._fingerprint: dict[str, Any] | None = None
+        self._processor_error: str | None = None  # why AutoProcessor failed, for media requests
         self._load()
+        self.media = MediaEncoder(self.processor, max_soft_tokens) if self.processor is not None else None
 
     # --- loading ---
 
@@ -290,12 +302,13 @@ class HFBackend:
 
     def _load_tokenizer(self, kwargs: dict[str, Any]) -> tuple[Any, Any]:
         """(processor or None, tokenizer). The processor is kept for media; it may be missing
-        (e.g. the gemma4_unified image processor needs torchvision), then text-only use continues."""
+        (e.g. the gemma4_unified image processor needs torchvision), then text-only use continues
+        and media requests get error Completions naming the reason."""
         if is_multimodal(self.config) and not self.source.gguf_file:
             try:
                 processor = AutoProcessor.from_pretrained(self.source.name, **kwargs)
-            except Exception:
-                processor = None
+            except Exception as exc:
+                processor, self._processor_error = None, error_completion_message(exc)
             tokenizer = getattr(processor, "tokenizer", None)
             if tokenizer is not None:
                 if tokenizer.chat_template is None:  # the template may be saved with the processor only
@@ -325,7 +338,10 @@ class HFBackend:
     # --- rendering and decoding ---
 
     def render(self, request: Request) -> list[int]:
-        """Prompt token ids for a request, starting with exactly one BOS where the model uses one."""
+        """Prompt token ids for a request, starting with exactly one BOS where the model uses one;
+        for a media request the processor's ids, soft tokens included (decodes the media)."""
+        if has_media(request):
+            return self.render_media(request).ids
         if request.prompt is not None:
             ids = self.tokenizer(request.prompt, add_special_tokens=True)["input_ids"]
         else:
@@ -337,6 +353,29 @@ class HFBackend:
             )
             ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         return one_bos(ids, self.bos_id, self.adds_bos)
+
+    def render_media(self, request: Request) -> Encoded:
+        """A media request's processor encoding: ids (soft tokens included) and tensors."""
+        return self._media_encoder().encode(request)
+
+    def _media_encoder(self) -> MediaEncoder:
+        if self.media is None:
+            reason = f" ({self._processor_error})" if self._processor_error else ""
+            raise UnsupportedInput(
+                f"image and audio parts need the model's processor, which did not load{reason}"
+            )
+        return self.media
+
+    def _placeholder_ids(self, request: Request) -> list[int]:
+        """A media request rendered with one placeholder per part, media not decoded (a sort key)."""
+        self._media_encoder()  # no processor: fail before the batch step
+        text = self.tokenizer.apply_chat_template(
+            media_messages(request.messages),
+            add_generation_prompt=True,
+            tokenize=False,
+            enable_thinking=request.sampling.thinking,
+        )
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
     def decode(self, token_ids: Sequence[int], stop: Sequence[str] = ()) -> Decoded:
         """Decode generated ids with special tokens kept (pads dropped), cut at the first stop
@@ -356,7 +395,10 @@ class HFBackend:
         prepared = []
         for request in requests:
             try:
-                prepared.append(_Prepared(request, self.render(request)))
+                if has_media(request):
+                    prepared.append(_Prepared(request, self._placeholder_ids(request), media=True))
+                else:
+                    prepared.append(_Prepared(request, self.render(request)))
             except Exception as exc:
                 yield error_completion(request, exc)
         for group in group_by_sampling(prepared):
@@ -375,14 +417,42 @@ class HFBackend:
                     yield completion
         except Exception as exc:
             for item in batch[done:]:
-                yield error_completion(item.request, exc, prompt_tokens=len(item.ids))
+                yield error_completion(item.request, exc, prompt_tokens=0 if item.media else len(item.ids))
+
+    def _encode(self, item: _Prepared) -> Encoded | Completion:
+        """The item's encoding (media decoded and processed here, per batch), or its error Completion."""
+        if not item.media:
+            return Encoded(item.ids)
+        try:
+            return self.render_media(item.request)
+        except Exception as exc:
+            if is_oom(exc):
+                raise
+            return error_completion(item.request, exc)
+
+    def _generate_batch(self, batch: Sequence[_Prepared]) -> list[Completion]:
+        """Completions in batch order: media that fail to decode or encode give error Completions,
+        and the rest of the batch is generated together."""
+        start = time.perf_counter()
+        encoded = [self._encode(item) for item in batch]
+        ready = [(item, enc) for item, enc in zip(batch, encoded, strict=True) if isinstance(enc, Encoded)]
+        generated = iter(self._generate_rows(ready, start) if ready else [])
+        return [enc if isinstance(enc, Completion) else next(generated) for enc in encoded]
+
+    def _model_inputs(self, rows: Sequence[Encoded]) -> dict[str, torch.Tensor]:
+        """Batch inputs: ids and mask only for text-only rows (the fast path), else the collated
+        processor outputs (`mm_token_type_ids`, pixel values, audio features...)."""
+        if all(not row.tensors for row in rows):
+            input_ids, attention_mask = left_pad([row.ids for row in rows], self.pad_id)
+            return {"input_ids": input_ids, "attention_mask": attention_mask}
+        return collate(rows, self.pad_id)
 
     @torch.inference_mode()
-    def _generate_batch(self, batch: Sequence[_Prepared]) -> list[Completion]:
-        start = time.perf_counter()
+    def _generate_rows(self, ready: Sequence[tuple[_Prepared, Encoded]], start: float) -> list[Completion]:
+        batch = [item for item, _ in ready]
         sampling = batch[0].request.sampling
-        input_ids, attention_mask = left_pad([item.ids for item in batch], self.pad_id)
-        prompt_len = input_ids.shape[1]
+        inputs = self._model_inputs([enc for _, enc in ready])
+        prompt_len = inputs["input_ids"].shape[1]
         processors = LogitsProcessorList()
         if sampling.temperature > 0:
             seeds = [item.request.sampling.seed for item in batch]
@@ -393,8 +463,7 @@ class HFBackend:
             StopStrings(sampling.stop, self._decode_tail, prompt_len, len(batch)) if sampling.stop else None
         )
         output = self.model.generate(
-            input_ids=input_ids.to(self.model.device),
-            attention_mask=attention_mask.to(self.model.device),
+            **{key: value.to(self.model.device) for key, value in inputs.items()},
             max_new_tokens=sampling.max_tokens,
             do_sample=False,
             logits_processor=processors,
@@ -404,12 +473,12 @@ class HFBackend:
         seconds = (time.perf_counter() - start) / len(batch)
         stopped = stopper.stopped_at if stopper else [None] * len(batch)
         return [
-            self._completion(item, row, at, seconds)
-            for item, row, at in zip(batch, rows, stopped, strict=True)
+            self._completion(item, len(enc.ids), row, at, seconds)
+            for (item, enc), row, at in zip(ready, rows, stopped, strict=True)
         ]
 
     def _completion(
-        self, item: _Prepared, row: list[int], stopped_at: int | None, seconds: float
+        self, item: _Prepared, prompt_tokens: int, row: list[int], stopped_at: int | None, seconds: float
     ) -> Completion:
         end = next((i + 1 for i, token in enumerate(row) if token in self.stop_ids), len(row))
         if stopped_at is not None:
@@ -424,7 +493,7 @@ class HFBackend:
             reasoning=decoded.split.reasoning,
             thought_open=decoded.split.thought_open,
             finish_reason="stop" if ended or decoded.stop_hit or stopped_at is not None else "length",
-            prompt_tokens=len(item.ids),
+            prompt_tokens=prompt_tokens,
             completion_tokens=len(ids),
             seconds=seconds,
         )
@@ -455,6 +524,8 @@ class HFBackend:
                 "tokenizer": tokenizer_identity(self.tokenizer),
                 "stop_token_ids": self.stop_ids,
                 "max_soft_tokens": self.max_soft_tokens,
+                # Loaded processor (media requests): classes, config hash, image budget in force.
+                "processor": self.media.identity() if self.media is not None else None,
             }
         return self._fingerprint
 

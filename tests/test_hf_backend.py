@@ -13,7 +13,7 @@ import pytest
 import torch
 from tiny_gemma4 import build_tiny_gemma4, save_tiny_gemma4
 
-from evals.schema import ImagePart, Message, Request, Sampling
+from evals.schema import Message, Request, Sampling
 from runners.hf import HFBackend, one_bos
 from runners.hf_generation import BatchSizer, SeededSampler, filter_logits, generate_with_backoff
 
@@ -103,20 +103,6 @@ def test_one_bos_rules() -> None:
     assert one_bos([7, 8], bos_id=2, adds_bos=True) == [2, 7, 8]
     assert one_bos([7, 8], bos_id=2, adds_bos=False) == [7, 8]  # e.g. ChatML tokenizers add no BOS
     assert one_bos([7, 8], bos_id=None, adds_bos=False) == [7, 8]
-
-
-def test_media_parts_give_error_completions(tiny: HFBackend) -> None:
-    image = Request(
-        key="img",
-        sample_id="img",
-        repeat=0,
-        sampling=Sampling(max_tokens=4),
-        messages=(Message.user(ImagePart(data=b"\x89PNG"), "what is this?"),),
-    )
-    results = {c.key: c for c in tiny.generate([image, chat("txt", "hi", Sampling(max_tokens=4))])}
-    assert results["img"].finish_reason == "error"
-    assert "not supported yet by hf backend" in (results["img"].error or "")
-    assert results["txt"].error is None and results["txt"].completion_tokens > 0
 
 
 # --- decoding -----------------------------------------------------------------------------

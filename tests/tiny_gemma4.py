@@ -4,8 +4,10 @@ The model is the real `Gemma4UnifiedForConditionalGeneration` from transformers 
 (about 0.2 M parameters) and seeded random weights, so it is deterministic but its output is
 gibberish: it rarely emits an end-of-turn token, so callers should use small token budgets. The
 tokenizer is an in-memory byte-level BPE carrying the Gemma 4 special tokens, and the chat template
-is written here from the documented Gemma 4 prompt format. No processor is built (no images/audio),
-and nothing is downloaded.
+is written here from the documented Gemma 4 prompt format. The processor is the real
+`Gemma4UnifiedProcessor` (image and video processors with the tiny patch size, the audio feature
+extractor at 16 kHz / 640 samples per token, and the tokenizer); its image and video processors are
+torchvision-backed, so building it needs torchvision (imported only then). Nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -16,12 +18,18 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import (
     Gemma4UnifiedAudioConfig,
+    Gemma4UnifiedAudioFeatureExtractor,
     Gemma4UnifiedConfig,
     Gemma4UnifiedForConditionalGeneration,
+    Gemma4UnifiedProcessor,
     Gemma4UnifiedTextConfig,
     Gemma4UnifiedVisionConfig,
     PreTrainedTokenizerFast,
 )
+
+PATCH_SIZE = 4  # pixels per side of a teacher patch (the real model uses 16)
+POOLING_KERNEL_SIZE = 3  # teacher patches merged per side into one soft token
+AUDIO_SAMPLES_PER_TOKEN = 640  # 40 ms at 16 kHz, as in the real model
 
 SPECIALS = (
     "<pad>",
@@ -139,9 +147,13 @@ def build_config(tokenizer: PreTrainedTokenizerFast) -> Gemma4UnifiedConfig:
     return Gemma4UnifiedConfig(
         text_config=text,
         vision_config=Gemma4UnifiedVisionConfig(
-            patch_size=4, pooling_kernel_size=3, mm_embed_dim=64, mm_posemb_size=64, output_proj_dims=64
+            patch_size=PATCH_SIZE,
+            pooling_kernel_size=POOLING_KERNEL_SIZE,
+            mm_embed_dim=64,
+            mm_posemb_size=64,
+            output_proj_dims=64,
         ),
-        audio_config=Gemma4UnifiedAudioConfig(audio_embed_dim=640),
+        audio_config=Gemma4UnifiedAudioConfig(audio_embed_dim=AUDIO_SAMPLES_PER_TOKEN),
         boi_token_id=ids("<|image>"),
         eoi_token_id=ids("<image|>"),
         image_token_id=ids("<|image|>"),
@@ -162,10 +174,31 @@ def build_tiny_gemma4(seed: int = 0) -> tuple[Gemma4UnifiedForConditionalGenerat
     return model.eval(), tokenizer
 
 
-def save_tiny_gemma4(path: str | Path, seed: int = 0) -> Path:
-    """Save model, tokenizer and chat template to `path` (a directory HFBackend can load)."""
+def build_processor(tokenizer: PreTrainedTokenizerFast, max_soft_tokens: int = 280) -> Gemma4UnifiedProcessor:
+    """The real Gemma 4 processor around `tokenizer`, sized for the tiny vision config. Needs
+    torchvision. (The processor registers `<|video|>` as a special token of `tokenizer`.)"""
+    from transformers import Gemma4UnifiedImageProcessor, Gemma4UnifiedVideoProcessor
+
+    patches = {"patch_size": PATCH_SIZE, "pooling_kernel_size": POOLING_KERNEL_SIZE}
+    return Gemma4UnifiedProcessor(
+        feature_extractor=Gemma4UnifiedAudioFeatureExtractor(
+            feature_size=AUDIO_SAMPLES_PER_TOKEN, audio_samples_per_token=AUDIO_SAMPLES_PER_TOKEN
+        ),
+        image_processor=Gemma4UnifiedImageProcessor(max_soft_tokens=max_soft_tokens, **patches),
+        tokenizer=tokenizer,
+        video_processor=Gemma4UnifiedVideoProcessor(**patches),
+        chat_template=CHAT_TEMPLATE,
+    )
+
+
+def save_tiny_gemma4(path: str | Path, seed: int = 0, with_processor: bool = True) -> Path:
+    """Save model, tokenizer and chat template to `path` (a directory HFBackend can load), and with
+    `with_processor` the processor too, so that `AutoProcessor.from_pretrained(path)` works."""
     path = Path(path)
     model, tokenizer = build_tiny_gemma4(seed)
     model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
+    if with_processor:
+        build_processor(tokenizer).save_pretrained(path)  # saves the tokenizer with it
+    else:
+        tokenizer.save_pretrained(path)
     return path
