@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -279,6 +280,8 @@ def _media_hash(path: str | None, data: bytes | None) -> str:
         return hashlib.sha256(data).hexdigest()
     if path is None:
         raise ValueError("media part has neither path nor data")
+    if not os.path.isfile(path):  # the backend reports it per request; the key must still exist
+        return hashlib.sha256(f"missing:{path}".encode()).hexdigest()
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):

@@ -756,8 +756,8 @@ def _audio_part(value: Any, base: Path | None, where: str) -> AudioPart:
                 f"{where}: audio path {value} is relative but the row has no folder to resolve it"
             )
         path = base / path
-    if not path.is_file():
-        raise DataError(f"{where}: audio file {path} not found (paths are relative to the pair's folder)")
+    # A missing file is not a load error: that one utterance becomes an error completion (the
+    # backend names the file) and the run goes on, counting it.
     return AudioPart(path=str(path))
 
 

@@ -8,10 +8,10 @@ import json
 from pathlib import Path
 
 import pytest
-from tiny_gemma4 import save_tiny_gemma4
 
 from evals import registry
 from evals.cli import main
+from runners.tiny_gemma4 import save_tiny_gemma4
 
 TEXT_TASKS = {"mmlu_pro", "aime", "gpqa_diamond", "livecodebench"}
 

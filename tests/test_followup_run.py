@@ -7,9 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tiny_gemma4 import save_tiny_gemma4
-
 from evals.cli import main
+from runners.tiny_gemma4 import save_tiny_gemma4
 
 
 def wants_last_chance(record: dict) -> bool:

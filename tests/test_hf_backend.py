@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from tiny_gemma4 import build_tiny_gemma4, save_tiny_gemma4
 
 from evals.schema import Message, Request, Sampling
 from runners.hf import HFBackend, one_bos
 from runners.hf_generation import BatchSizer, SeededSampler, filter_logits, generate_with_backoff
+from runners.tiny_gemma4 import build_tiny_gemma4, save_tiny_gemma4
 
 torch.set_num_threads(2)
 

@@ -19,12 +19,12 @@ soundfile = pytest.importorskip("soundfile", reason="audio decoding needs soundf
 pytest.importorskip("soxr", reason="audio resampling needs soxr: pip install soxr")
 
 from PIL import Image  # noqa: E402
-from tiny_gemma4 import save_tiny_gemma4  # noqa: E402
 from transformers import AutoProcessor  # noqa: E402
 
 from evals.schema import AudioPart, Completion, ImagePart, Message, Part, Request, Sampling  # noqa: E402
 from runners.hf import HFBackend  # noqa: E402
 from runners.hf_media import AudioLimits, MediaError, load_audio  # noqa: E402
+from runners.tiny_gemma4 import save_tiny_gemma4  # noqa: E402
 
 torch.set_num_threads(2)
 

@@ -26,8 +26,8 @@ pytestmark = [
 
 LIMIT = "6"
 # the smoke card's rows: MMLU-Pro (10 built-in questions), GPQA (7), AIME (5), LiveCodeBench (4),
-# each cut to LIMIT
-TOTAL = 6 + 6 + 5 + 4
+# MMMU-Pro (7) and CoVoST (4 X->en clips), each cut to LIMIT
+TOTAL = 6 + 6 + 5 + 4 + 6 + 4
 RUN_ARGS = [
     "run",
     "--card",
@@ -83,6 +83,8 @@ def test_smoke_card_report(uninterrupted: tuple[Path, str]) -> None:
         "GPQA Diamond (built-in questions)",
         "AIME (built-in problems)",
         "LiveCodeBench (built-in problems)",
+        "MMMU Pro (built-in items, tiny random Gemma 4)",
+        "CoVoST 2 (built-in clips, tiny random Gemma 4)",
     ):
         assert f"| {label} |" in stdout  # the report is printed
     for name in ("run.json", "samples.jsonl", "results.json", "report.md", "report.html"):
@@ -93,10 +95,14 @@ def test_smoke_card_report(uninterrupted: tuple[Path, str]) -> None:
     assert all(r["raw"] and r["completion_tokens"] > 0 and r["prompt_tokens"] > 0 for r in records)
     run = json.loads((out / "run.json").read_text())
     assert run["model_fingerprint"]["backend"] == "hf"
+    assert [m["fingerprint"]["model_class"] for m in run["models"]] == [
+        "LlamaForCausalLM", "Gemma4UnifiedForConditionalGeneration"
+    ]  # fmt: skip
+    assert not any(r["error"] for r in records)  # the built-in images and clips all go through
     assert run["generation"]["generated"] == TOTAL and run["generation"]["cached"] == 0
     assert "git" in run["environment"] and "transformers" in run["environment"]["packages"]
     rows = json.loads((out / "results.json").read_text())["rows"]
-    assert [r["n_samples"] for r in rows] == [6, 6, 5, 4]
+    assert [r["n_samples"] for r in rows] == [6, 6, 5, 4, 6, 4]
     assert all(r["ci95"][0] <= r["value"] <= r["ci95"][1] for r in rows)
 
 

@@ -1,4 +1,4 @@
-"""Build a tiny random Gemma 4 (gemma4_unified) model for tests.
+"""Build a tiny random Gemma 4 (gemma4_unified) model: for tests and the offline smoke card.
 
 The model is the real `Gemma4UnifiedForConditionalGeneration` from transformers with a tiny config
 (about 0.2 M parameters) and seeded random weights, so it is deterministic but its output is
