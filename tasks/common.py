@@ -1,11 +1,13 @@
-"""Small helpers shared by the task modules: per-repeat requests and failure outcomes."""
+"""Small helpers shared by the task modules: per-repeat requests, failure outcomes, and the
+official multiple-choice random-guess credit."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from dataclasses import replace
 
-from evals.schema import Completion, Message, Outcome, Request, Sampling
+from evals.schema import Completion, Message, Outcome, Request, Sample, Sampling, Score
 
 
 def repeat_requests(
@@ -45,3 +47,16 @@ def failure_outcome(completion: Completion) -> Outcome | None:
 def no_answer_outcome(completion: Completion) -> Outcome:
     """The outcome when no answer could be read: TRUNCATED if the budget ran out, else UNPARSED."""
     return Outcome.TRUNCATED if completion.finish_reason == "length" else Outcome.UNPARSED
+
+
+def unanswered_score(sample: Sample, repeat: int, outcome: Outcome, *, guess_seed: int | None) -> Score:
+    """A score without an answer. With a `guess_seed` (guessing on), the official random guess
+    among `sample.inputs["letters"]` is recorded in details (the outcome and value stay as they
+    are; reports show guess-credited accuracy separately). Guesses are drawn for UNPARSED and
+    TRUNCATED (official scorers guess whenever no letter was read), never for ERROR/TIMEOUT,
+    which should be rerun instead."""
+    details: dict[str, object] = {}
+    if guess_seed is not None and outcome in (Outcome.UNPARSED, Outcome.TRUNCATED):
+        guess = random.Random(f"{guess_seed}:{sample.id}:{repeat}").choice(sample.inputs["letters"])
+        details = {"guess": guess, "guess_correct": guess == sample.target}
+    return Score(sample.id, repeat, outcome, 0.0, details=details)

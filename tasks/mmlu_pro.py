@@ -32,7 +32,6 @@ Official quirks kept or exposed
 from __future__ import annotations
 
 import json
-import random
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -40,7 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from evals.schema import Completion, Message, Outcome, Request, Sample, Sampling, Score
-from tasks.common import failure_outcome, no_answer_outcome, repeat_requests
+from tasks.common import failure_outcome, no_answer_outcome, repeat_requests, unanswered_score
 from tasks.data import DataError, builtin_path, hub_rows, load_rows, plain, rows_fingerprint, source_dir
 
 VERSION = "1"  # bump whenever a prompt, an extractor or the scoring changes
@@ -304,20 +303,9 @@ class MMLUPro:
         return Score(sample.id, repeat, outcome, 1.0 if correct else 0.0, extracted=letter)
 
     def _unanswered(self, sample: Sample, repeat: int, outcome: Outcome) -> Score:
-        """A score without an answer; with `guess_unparsed`, the official random guess in details.
-
-        Guesses are drawn for UNPARSED and TRUNCATED (the official scorer guesses whenever no
-        letter was read), never for ERROR/TIMEOUT, which should be rerun instead.
-        """
-        details: dict[str, Any] = {}
-        if self.guess_unparsed and outcome in (Outcome.UNPARSED, Outcome.TRUNCATED):
-            guess = self.guess(sample, repeat)
-            details = {"guess": guess, "guess_correct": guess == sample.target}
-        return Score(sample.id, repeat, outcome, 0.0, details=details)
-
-    def guess(self, sample: Sample, repeat: int) -> str:
-        """A deterministic random letter for (guess_seed, sample, repeat)."""
-        return random.Random(f"{self.guess_seed}:{sample.id}:{repeat}").choice(sample.inputs["letters"])
+        return unanswered_score(
+            sample, repeat, outcome, guess_seed=self.guess_seed if self.guess_unparsed else None
+        )
 
     def describe(self) -> dict[str, Any]:
         data: dict[str, Any] = {"dataset": HUB_DATASET, "revision": HUB_REVISION}

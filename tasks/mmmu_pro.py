@@ -65,7 +65,6 @@ import hashlib
 import io
 import itertools
 import json
-import random
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -74,7 +73,7 @@ from pathlib import Path
 from typing import Any
 
 from evals.schema import Completion, ImagePart, Message, Outcome, Request, Sample, Sampling, Score
-from tasks.common import failure_outcome, no_answer_outcome, repeat_requests
+from tasks.common import failure_outcome, no_answer_outcome, repeat_requests, unanswered_score
 from tasks.data import DATA_EXTENSIONS, DataError, builtin_path, hub_rows, plain, read_file
 
 VERSION = "1"  # bump whenever a prompt, the image order, the parser or the scoring changes
@@ -365,20 +364,9 @@ class MMMUPro:
         )
 
     def _unanswered(self, sample: Sample, repeat: int, outcome: Outcome) -> Score:
-        """No letter read; with `guess_unparsed`, the official random guess (seeded) in details.
-
-        Guesses are drawn for UNPARSED and TRUNCATED (the official scorer guesses whenever no
-        letter was read), never for ERROR/TIMEOUT, which should be rerun instead.
-        """
-        details: dict[str, Any] = {}
-        if self.guess_unparsed and outcome in (Outcome.UNPARSED, Outcome.TRUNCATED):
-            guess = self.guess(sample, repeat)
-            details = {"guess": guess, "guess_correct": guess == sample.target}
-        return Score(sample.id, repeat, outcome, 0.0, details=details)
-
-    def guess(self, sample: Sample, repeat: int) -> str:
-        """A deterministic random letter for (guess_seed, sample, repeat)."""
-        return random.Random(f"{self.guess_seed}:{sample.id}:{repeat}").choice(sample.inputs["letters"])
+        return unanswered_score(
+            sample, repeat, outcome, guess_seed=self.guess_seed if self.guess_unparsed else None
+        )
 
     def describe(self) -> dict[str, Any]:
         data: dict[str, Any] = {
