@@ -78,3 +78,21 @@ def test_run_records_protocol_and_evidence(card_run: tuple[Path, str]) -> None:
         "gpqa_diamond": "user",
         "livecodebench": "system",
     }
+
+
+def test_a_row_whose_task_does_not_exist_is_listed_not_dropped(tmp_path: Path) -> None:
+    card = tmp_path / "future.toml"
+    card.write_text(
+        '[card]\nname = "future"\nmodel = "builtin:tiny-gemma4"\n'
+        '[[rows]]\nlabel = "MMLU Pro"\ntask = "mmlu_pro"\ndata = "builtin"\npublished = 50.0\n'
+        '[[rows]]\nlabel = "Some future benchmark"\ntask = "future_bench"\npublished = 12.3\n'
+    )
+    out = tmp_path / "run"
+    args = ["run", "--card", str(card), "--limit", "1", "--max-tokens", "2", "--cache", str(tmp_path / "c.sqlite"),
+            "--output", str(out), "--no-progress"]  # fmt: skip
+    assert main(args) == 0
+    report = (out / "report.md").read_text()
+    assert "| Some future benchmark | 12.3 | not yet available |" in report
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert rows[1] == {"label": "Some future benchmark", "task": "future_bench", "published": 12.3,
+                       "unavailable": "task 'future_bench' is not implemented yet"}  # fmt: skip
