@@ -128,9 +128,10 @@ def _generate(
     """Load one backend and generate every request of `plans` (then their follow-up turns)."""
     model = resolve_model(spec)
     backend_cls = registry.backend_class(backend_name)
-    backend = backend_cls(
-        model, **_backend_options([p.row for p in plans], backend_cls, options.backend_options)
-    )
+    backend_options = _backend_options([p.row for p in plans], backend_cls, options.backend_options)
+    if not options.show_progress and "progress" in inspect.signature(backend_cls).parameters:
+        backend_options.setdefault("progress", False)
+    backend = backend_cls(model, **backend_options)
     try:
         requests = [r for p in plans for r in p.requests]
         completions, stats = generate_all(backend, requests, cache, show_progress=options.show_progress)

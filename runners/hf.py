@@ -261,8 +261,10 @@ class HFBackend:
         gguf_file: str | None = None,
         revision: str | None = None,
         max_soft_tokens: int | None = None,
-        progress: Any = None,
+        progress: bool = True,
     ):
+        if not progress:  # transformers' own bars (weight loading; its GGUF conversion bar is plain tqdm)
+            transformers.utils.logging.disable_progress_bar()
         self.model_id = model
         self.source = resolve_source(model, gguf_file)
         self.revision = revision
