@@ -46,7 +46,16 @@ from typing import Any
 
 from evals.schema import Completion, Message, Outcome, Request, Sample, Sampling, Score
 from tasks.common import failure_outcome, no_answer_outcome, repeat_requests
-from tasks.data import DataError, builtin_path, hub_rows, load_rows, plain, rows_fingerprint
+from tasks.data import (
+    DataError,
+    builtin_path,
+    check_unique_ids,
+    data_description,
+    hub_rows,
+    load_rows,
+    plain,
+    rows_fingerprint,
+)
 
 VERSION = "1"  # bump whenever the prompt, the extraction or the scoring changes
 
@@ -265,7 +274,7 @@ class AIME:
     def load(self, data: str | None = None) -> list[Sample]:
         """The year's problems from the hub, local files or MathArena folders (`data`), or "builtin"."""
         rows = self._read(data)
-        _check_unique(rows)
+        check_unique_ids((row["id"] for row in rows), "AIME problems")
         self.source = "hub" if data is None else data
         self.data_fingerprint = rows_fingerprint(rows, FINGERPRINT_FIELDS)
         return [_sample(row) for row in rows]
@@ -344,9 +353,8 @@ class AIME:
         )
 
     def describe(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"dataset": HUB_DATASETS[self.year], "revision": HUB_REVISIONS[self.year]}
-        if self.source not in (None, "hub"):
-            data = {"source": self.source}
+        hub = {"dataset": HUB_DATASETS[self.year], "revision": HUB_REVISIONS[self.year]}
+        data = data_description(self.source, hub)
         return {
             "task": self.name,
             "version": self.version,
@@ -465,13 +473,6 @@ def _sample(row: dict[str, Any]) -> Sample:
 
 def _clean_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [_clean_row(row, number) for number, row in enumerate(rows, 1)]
-
-
-def _check_unique(rows: list[dict[str, Any]]) -> None:
-    ids = [row["id"] for row in rows]
-    duplicates = sorted({i for i in ids if ids.count(i) > 1})
-    if duplicates:
-        raise DataError(f"duplicate AIME problem ids: {', '.join(duplicates)}")
 
 
 def _check_count(rows: list[dict[str, Any]], expected: int, where: str | Path) -> None:

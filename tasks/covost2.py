@@ -69,7 +69,16 @@ from sacrebleu.metrics import BLEU, CHRF
 
 from evals.schema import AudioPart, Completion, Message, Outcome, Request, Sample, Sampling, Score
 from tasks.common import failure_outcome, no_answer_outcome, repeat_requests
-from tasks.data import DATA_EXTENSIONS, DataError, builtin_path, load_rows, read_file, rows_fingerprint
+from tasks.data import (
+    DATA_EXTENSIONS,
+    DataError,
+    builtin_path,
+    check_unique_ids,
+    data_description,
+    load_rows,
+    read_file,
+    rows_fingerprint,
+)
 
 VERSION = "1"  # bump whenever the prompt, the extraction or the scoring changes
 
@@ -404,7 +413,7 @@ class CoVoST2:
                 sample = _sample(pair, row, index, base)
                 samples.append(sample)
                 records.append(_fingerprint_record(sample))
-        _check_unique(samples)
+        check_unique_ids((s.id for s in samples), "covost2 rows")
         self.source = "hub" if data is None else data
         self.loaded_pairs = tuple(p for p in self.pairs if p in groups)
         self.data_fingerprint = rows_fingerprint(records, FINGERPRINT_FIELDS)
@@ -484,14 +493,13 @@ class CoVoST2:
         return corpus_metrics(samples, scores, resamples=resamples, seed=seed)
 
     def describe(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
+        hub: dict[str, Any] = {
             "dataset": HUB_DATASET,
             "revision": HUB_REVISION,
             "revision_verified": HUB_REVISION_VERIFIED,
             "files": HUB_TEST_FILES,
         }
-        if self.source not in (None, "hub"):
-            data = {"source": self.source}
+        data = data_description(self.source, hub)
         return {
             "task": self.name,
             "version": self.version,
@@ -780,14 +788,6 @@ def _fingerprint_record(sample: Sample) -> dict[str, Any]:
         "translation": sample.target,
         "audio": sample.inputs["audio"].sha256,
     }
-
-
-def _check_unique(samples: Sequence[Sample]) -> None:
-    repeated = [sid for sid, count in Counter(s.id for s in samples).items() if count > 1]
-    if repeated:
-        raise DataError(
-            f"duplicate covost2 row ids: {', '.join(repeated[:5])}; ids must be unique within a pair"
-        )
 
 
 def _check_size(pair: str, n_rows: int) -> None:

@@ -19,6 +19,7 @@ import glob
 import hashlib
 import json
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -208,3 +209,15 @@ def plain(value: Any) -> Any:
     if hasattr(value, "tolist"):  # numpy array or scalar
         return plain(value.tolist())
     return value
+
+
+def check_unique_ids(ids: Iterable[str], what: str) -> None:
+    """Raise DataError naming the repeated ids (at most five) when an id occurs twice."""
+    repeated = sorted(i for i, n in Counter(ids).items() if n > 1)
+    if repeated:
+        raise DataError(f"{what} share ids {repeated[:5]}; every id must be unique")
+
+
+def data_description(source: str | None, hub: dict[str, Any]) -> dict[str, Any]:
+    """What `describe()` records about the data: the hub dataset and revision, or the local source."""
+    return dict(hub) if source in (None, "hub") else {"source": source}

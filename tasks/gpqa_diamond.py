@@ -45,7 +45,6 @@ import os
 import re
 import zipfile
 import zlib
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -53,7 +52,16 @@ from typing import Any
 
 from evals.schema import Completion, Message, Outcome, Request, Sample, Sampling, Score
 from tasks.common import failure_outcome, no_answer_outcome, repeat_requests
-from tasks.data import DataError, builtin_path, hub_rows, load_rows, plain, rows_fingerprint
+from tasks.data import (
+    DataError,
+    builtin_path,
+    check_unique_ids,
+    data_description,
+    hub_rows,
+    load_rows,
+    plain,
+    rows_fingerprint,
+)
 
 VERSION = "1"  # bump whenever the prompt, the shuffling, the extraction or the scoring changes
 
@@ -163,7 +171,7 @@ class GPQADiamond:
         rows = [_clean_row(row) for row in self._read(data)]
         if data is None and len(rows) != HUB_ROWS:
             raise DataError(f"{HUB_DATASET}/{HUB_CONFIG} has {len(rows)} rows; expected {HUB_ROWS}")
-        _check_unique_ids(rows)
+        check_unique_ids((r["id"] for r in rows), "GPQA rows")
         self.source = "hub" if data is None else data
         self.data_fingerprint = rows_fingerprint(rows, FINGERPRINT_FIELDS)
         return [_sample(row) for row in rows]
@@ -240,16 +248,15 @@ class GPQADiamond:
         )
 
     def describe(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
+        hub: dict[str, Any] = {
             "dataset": HUB_DATASET,
             "config": HUB_CONFIG,
             "split": HUB_SPLIT,
             "revision": HUB_REVISION,
         }
-        if self.source not in (None, "hub"):
-            data = {"source": self.source}
-            if self.archive_sha256:
-                data["archive_sha256"] = self.archive_sha256
+        data = data_description(self.source, hub)
+        if "source" in data and self.archive_sha256:
+            data["archive_sha256"] = self.archive_sha256
         return {
             "task": self.name,
             "version": self.version,
@@ -380,12 +387,6 @@ def _row_id(row: dict[str, Any], question: str) -> str:
     """`Record ID`, else a stable hash of the question."""
     record = _text(row.get(RECORD_ID))
     return record or "q" + hashlib.sha256(question.encode()).hexdigest()[:16]
-
-
-def _check_unique_ids(rows: Sequence[dict[str, Any]]) -> None:
-    repeated = sorted(i for i, n in Counter(r["id"] for r in rows).items() if n > 1)
-    if repeated:
-        raise DataError(f"GPQA rows share ids {repeated[:5]}; every Record ID must be unique")
 
 
 def _sample(row: dict[str, Any]) -> Sample:

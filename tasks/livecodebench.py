@@ -58,7 +58,16 @@ from typing import Any
 
 from evals.schema import Completion, Message, Outcome, Request, Sample, Sampling, Score
 from tasks.common import failure_outcome, no_answer_outcome, repeat_requests
-from tasks.data import DataError, builtin_path, load_rows, plain, read_file, rows_fingerprint
+from tasks.data import (
+    DataError,
+    builtin_path,
+    check_unique_ids,
+    data_description,
+    load_rows,
+    plain,
+    read_file,
+    rows_fingerprint,
+)
 from tasks.lcb_grading import DEFAULT_TIMEOUT, MEMORY_BYTES, Case, Grade, Problem, failed_grade, grade
 
 VERSION = "1"  # bump whenever the prompt, the extraction or the grading changes
@@ -232,7 +241,7 @@ class LiveCodeBench:
         """The variant's problems (hub, local files or "builtin"), within the date window."""
         self.files = {}
         rows = [_clean_row(row) for row in self._read(data)]
-        _check_unique(rows)
+        check_unique_ids((r["question_id"] for r in rows), "livecodebench rows")
         rows = self.select(rows)
         self.source = "hub" if data is None else data
         self.data_fingerprint = rows_fingerprint(rows, FINGERPRINT_FIELDS)
@@ -352,9 +361,9 @@ class LiveCodeBench:
             return list(pool.map(run, jobs))
 
     def describe(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"dataset": HUB_DATASET, "split": SPLIT, "revision": HUB_REVISION}
-        if self.source not in (None, "hub"):
-            data = {"source": self.source}
+        data = data_description(
+            self.source, {"dataset": HUB_DATASET, "split": SPLIT, "revision": HUB_REVISION}
+        )
         data["files"] = self.files
         prompt = SYSTEM_PROMPT + USER_PROMPT + FORMAT_WITH_STARTER_CODE + FORMAT_WITHOUT_STARTER_CODE
         return {
@@ -498,12 +507,6 @@ def _json_value(value: Any, what: str, where: str) -> Any:
         return json.loads(value)
     except ValueError as exc:
         raise DataError(f"{where}: {what} is not valid JSON ({exc})") from exc
-
-
-def _check_unique(rows: Sequence[dict[str, Any]]) -> None:
-    repeated = sorted(qid for qid, n in Counter(r["question_id"] for r in rows).items() if n > 1)
-    if repeated:
-        raise DataError(f"livecodebench rows share question_ids {repeated[:5]}; are two versions mixed?")
 
 
 def _sample(row: dict[str, Any]) -> Sample:

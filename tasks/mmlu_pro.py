@@ -40,7 +40,16 @@ from typing import Any
 
 from evals.schema import Completion, Message, Outcome, Request, Sample, Sampling, Score
 from tasks.common import failure_outcome, no_answer_outcome, repeat_requests, unanswered_score
-from tasks.data import DataError, builtin_path, hub_rows, load_rows, plain, rows_fingerprint, source_dir
+from tasks.data import (
+    DataError,
+    builtin_path,
+    data_description,
+    hub_rows,
+    load_rows,
+    plain,
+    rows_fingerprint,
+    source_dir,
+)
 
 VERSION = "1"  # bump whenever a prompt, an extractor or the scoring changes
 
@@ -308,9 +317,7 @@ class MMLUPro:
         )
 
     def describe(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"dataset": HUB_DATASET, "revision": HUB_REVISION}
-        if self.source not in (None, "hub"):
-            data = {"source": self.source}
+        data = data_description(self.source, {"dataset": HUB_DATASET, "revision": HUB_REVISION})
         return {
             "task": self.name,
             "version": self.version,

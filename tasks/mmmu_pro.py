@@ -66,7 +66,6 @@ import io
 import itertools
 import json
 import re
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,7 +73,16 @@ from typing import Any
 
 from evals.schema import Completion, ImagePart, Message, Outcome, Request, Sample, Sampling, Score
 from tasks.common import failure_outcome, no_answer_outcome, repeat_requests, unanswered_score
-from tasks.data import DATA_EXTENSIONS, DataError, builtin_path, hub_rows, plain, read_file
+from tasks.data import (
+    DATA_EXTENSIONS,
+    DataError,
+    builtin_path,
+    check_unique_ids,
+    data_description,
+    hub_rows,
+    plain,
+    read_file,
+)
 
 VERSION = "1"  # bump whenever a prompt, the image order, the parser or the scoring changes
 
@@ -266,7 +274,7 @@ class MMMUPro:
             rows = [_clean_row(row, setting, base_dir) for row in raw]
             if not rows:
                 raise DataError(f"no MMMU-Pro {setting} rows in {data or HUB_DATASET}")
-            _check_unique_ids(rows, setting)
+            check_unique_ids((r["id"] for r in rows), f"MMMU-Pro {setting} rows")
             if data is None and len(rows) != HUB_ROWS:
                 raise DataError(
                     f"{HUB_DATASET} ({HUB_CONFIGS[setting]})@{HUB_REVISION} has {len(rows)} rows; "
@@ -369,14 +377,13 @@ class MMMUPro:
         )
 
     def describe(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
+        hub: dict[str, Any] = {
             "dataset": HUB_DATASET,
             "configs": [HUB_CONFIGS[s] for s in self.settings],
             "split": HUB_SPLIT,
             "revision": HUB_REVISION,
         }
-        if self.source not in (None, "hub"):
-            data = {"source": self.source}
+        data = data_description(self.source, hub)
         prompts = {s: PROMPTS[self.prompt][s] for s in self.settings}
         return {
             "task": self.name,
@@ -557,12 +564,6 @@ def _vision_image(
     if row["image"] is None:
         raise DataError(f"{where}: the image is empty")
     return {0: image_part(row["image"], folder, f"{where} image")}, [0]
-
-
-def _check_unique_ids(rows: Sequence[dict[str, Any]], setting: str) -> None:
-    repeated = sorted(i for i, n in Counter(r["id"] for r in rows).items() if n > 1)
-    if repeated:
-        raise DataError(f"MMMU-Pro {setting} rows share ids {repeated[:5]}; every id must be unique")
 
 
 def _alternate(groups: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:

@@ -392,7 +392,7 @@ def test_data_fingerprint_follows_the_content(tmp_path: Path):
                 {"problem_idx": 1, "problem": "p", "answer": 3},
                 {"problem_idx": 1, "problem": "q", "answer": 4},
             ],
-            "duplicate",
+            r"AIME problems share ids \['1'\]",
         ),
     ],
 )

@@ -382,7 +382,7 @@ def test_bad_rows_are_data_errors(tmp_path: Path):
     del no_answer["Incorrect Answer 3"]
     with pytest.raises(DataError, match="row rec0001: empty or missing Incorrect Answer 3"):
         GPQADiamond().load(write_jsonl(tmp_path / "a.jsonl", [no_answer]))
-    with pytest.raises(DataError, match=r"share ids \['rec0001'\]"):
+    with pytest.raises(DataError, match=r"GPQA rows share ids \['rec0001'\]"):
         GPQADiamond().load(write_jsonl(tmp_path / "b.jsonl", [fake_row(1), fake_row(1)]))
 
 

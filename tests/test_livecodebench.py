@@ -386,7 +386,7 @@ def test_date_window_applies_on_load_and_changes_the_fingerprint(tmp_path):
 
 
 def test_bad_rows_are_data_errors(tmp_path):
-    with pytest.raises(DataError, match="share question_ids"):
+    with pytest.raises(DataError, match="livecodebench rows share ids"):
         LiveCodeBench().load(write_rows(tmp_path / "dup.jsonl", [SUM, SUM]))
     broken = {k: v for k, v in SUM.items() if k != "public_test_cases"}
     with pytest.raises(DataError, match="lacks public_test_cases"):
