@@ -26,7 +26,7 @@ from typing import Any
 from evals import registry
 from evals.cache import CompletionCache, default_cache_path
 from evals.models import resolve_model
-from evals.pipeline import PlannedRow, RunOptions, _card_for, _plan_row
+from evals.pipeline import PlannedRow, RunOptions, _card_for, _plan_row, check_backend_options
 from evals.runner import generate_all
 from evals.schema import Backend, Completion, Request, iter_parts
 
@@ -204,6 +204,7 @@ def _load(side: Side, plans: Sequence[PlannedRow], show_progress: bool) -> Backe
     cls = registry.backend_class(side.backend)
     accepted = inspect.signature(cls).parameters
     options = dict(side.options)
+    check_backend_options(cls, options)
     if not show_progress and "progress" in accepted:
         options.setdefault("progress", False)
     budgets = {p.row.settings["image_tokens"].value for p in plans if "image_tokens" in p.row.settings}

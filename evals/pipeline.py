@@ -162,6 +162,7 @@ def _generate(
 def _backend_options(rows: list[Row], backend_cls: Any, given: dict[str, Any]) -> dict[str, Any]:
     """The CLI's backend options plus the rows' image token budget (`image_tokens`), which the
     backend applies as `max_soft_tokens` unless the CLI set one."""
+    check_backend_options(backend_cls, given)
     budgets = {r.settings["image_tokens"].value for r in rows if "image_tokens" in r.settings}
     accepts = "max_soft_tokens" in inspect.signature(backend_cls).parameters
     if len(budgets) > 1:
@@ -171,6 +172,18 @@ def _backend_options(rows: list[Row], backend_cls: Any, given: dict[str, Any]) -
     if budgets and accepts and "max_soft_tokens" not in given:
         return {**given, "max_soft_tokens": budgets.pop()}
     return dict(given)
+
+
+def check_backend_options(backend_cls: Any, given: dict[str, Any]) -> None:
+    """An option the backend does not take is a one-line error naming the ones it does."""
+    parameters = inspect.signature(backend_cls).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    valid = sorted(name for name, p in parameters.items() if p.kind is inspect.Parameter.KEYWORD_ONLY)
+    for name in given:
+        if name not in parameters:
+            backend = getattr(backend_cls, "name", backend_cls.__name__)
+            raise ValueError(f"backend '{backend}' has no option '{name}'; its options: {', '.join(valid)}")
 
 
 def _check_task_options(card: Card, task_options: dict[str, Any]) -> None:
