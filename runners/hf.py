@@ -7,9 +7,12 @@ special tokens; requests with image or audio parts go through the model's proces
 grouped by sampling settings (a batch may mix image, audio and text-only requests), with
 batch-size back-off on out-of-memory; samples each request with its own seed so results do not
 depend on batch composition; decodes with special tokens kept and splits thought from answer.
+With `draft_model` (a Gemma 4 MTP assistant directory, `runners.hf_draft`) it generates one request
+at a time with the drafter (assisted generation is batch-1 only); greedy and seeded sampled outputs
+are the same as without it. `greedy_ids` continues raw prompt ids greedily, for parity checks
+against other backends.
 
-It does not handle speculative (MTP) decoding, caching or progress display: the runner owns the
-last two.
+It does not handle caching or progress display: the runner owns both.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from transformers import (
 )
 
 from evals.schema import AudioPart, Completion, ImagePart, Message, Request, Sampling, TextPart
+from runners.hf_draft import Drafter, load_drafter
 from runners.hf_fingerprint import (
     gguf_quantization,
     quick_digest,
@@ -44,7 +48,14 @@ from runners.hf_fingerprint import (
     tokenizer_identity,
     weight_files,
 )
-from runners.hf_generation import BatchSizer, SeededSampler, StopStrings, generate_with_backoff, is_oom
+from runners.hf_generation import (
+    SAMPLER_VERSION,
+    BatchSizer,
+    SeededSampler,
+    StopStrings,
+    generate_with_backoff,
+    is_oom,
+)
 from runners.hf_media import Encoded, MediaEncoder, collate, has_media, media_messages
 from runners.outputs import SplitOutput, split_output
 
@@ -262,6 +273,8 @@ class HFBackend:
         revision: str | None = None,
         max_soft_tokens: int | None = None,
         progress: bool = True,
+        draft_model: str | None = None,
+        num_assistant_tokens: int | None = None,
     ):
         if not progress:  # transformers' own bars (weight loading; its GGUF conversion bar is plain tqdm)
             transformers.utils.logging.disable_progress_bar()
@@ -272,9 +285,24 @@ class HFBackend:
         self.dtype = resolve_dtype(dtype, self.device)
         self.max_soft_tokens = max_soft_tokens
         self._sizer = resolve_batch_sizer(batch_size, max_batch_size)
+        if num_assistant_tokens is not None and draft_model is None:
+            raise ValueError("num_assistant_tokens needs draft_model (an MTP assistant directory)")
         self._fingerprint: dict[str, Any] | None = None
         self._processor_error: str | None = None  # why AutoProcessor failed, for media requests
+        # Opt-in diagnostic record: set to {} and each completion's generated token ids are kept
+        # here under its request key (parity and GPU checks compare token ids, not text).
+        self.generated_ids: dict[str, list[int]] | None = None
         self._load()
+        self.draft: Drafter | None = None
+        if draft_model is not None:
+            self.draft = load_drafter(
+                draft_model,
+                self.model,
+                dtype=self.dtype,
+                device=self.device,
+                num_assistant_tokens=num_assistant_tokens,
+            )
+            self._sizer = BatchSizer(1, adaptive=False)  # assisted generation is batch-1 only
         self.media = MediaEncoder(self.processor, max_soft_tokens) if self.processor is not None else None
 
     # --- loading ---
@@ -459,7 +487,9 @@ class HFBackend:
         if sampling.temperature > 0:
             seeds = [item.request.sampling.seed for item in batch]
             processors.append(
-                SeededSampler(seeds, sampling.temperature, sampling.top_k, sampling.top_p, self.model.device)
+                SeededSampler(
+                    seeds, sampling.temperature, sampling.top_k, sampling.top_p, self.model.device, prompt_len
+                )
             )
         stopper = (
             StopStrings(sampling.stop, self._decode_tail, prompt_len, len(batch)) if sampling.stop else None
@@ -470,6 +500,7 @@ class HFBackend:
             do_sample=False,
             logits_processor=processors,
             stopping_criteria=StoppingCriteriaList([stopper] if stopper else []),
+            **self._draft_kwargs(),
         )
         rows = output[:, prompt_len:].tolist()
         seconds = (time.perf_counter() - start) / len(batch)
@@ -479,6 +510,31 @@ class HFBackend:
             for (item, enc), row, at in zip(ready, rows, stopped, strict=True)
         ]
 
+    def _draft_kwargs(self) -> dict[str, Any]:
+        return {"assistant_model": self.draft.model} if self.draft is not None else {}
+
+    @torch.inference_mode()
+    def greedy_ids(self, prompt_ids: Sequence[int], max_tokens: int) -> list[int]:
+        """Greedy continuation of `prompt_ids`, taken as they are (no chat template, no BOS added):
+        the generated ids before the first end-of-generation token (not included), at most
+        `max_tokens`. Text only; uses the drafter when one is set. A parity hook: other backends
+        have the same method, and the same prompt ids must give the same continuation."""
+        if max_tokens < 1:
+            return []
+        if not prompt_ids:
+            raise ValueError("greedy_ids needs at least one prompt token id")
+        ids = torch.tensor([list(prompt_ids)], dtype=torch.long, device=self.model.device)
+        output = self.model.generate(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=max_tokens,
+            do_sample=False,
+            **self._draft_kwargs(),
+        )
+        row = output[0, ids.shape[1] :].tolist()
+        end = next((i for i, token in enumerate(row) if token in self.stop_ids), len(row))
+        return row[:end]
+
     def _completion(
         self, item: _Prepared, prompt_tokens: int, row: list[int], stopped_at: int | None, seconds: float
     ) -> Completion:
@@ -486,6 +542,8 @@ class HFBackend:
         if stopped_at is not None:
             end = min(end, stopped_at)
         ids = row[:end]
+        if self.generated_ids is not None:
+            self.generated_ids[item.request.key] = ids
         decoded = self.decode(ids, item.request.sampling.stop)
         ended = bool(ids) and ids[-1] in self.stop_ids
         return Completion(
@@ -504,7 +562,8 @@ class HFBackend:
 
     def fingerprint(self) -> dict[str, Any]:
         """Backend and library versions, model source and weights identity, quantization, dtype,
-        device, chat template hash and tokenizer identity (JSON-serialisable; computed once)."""
+        device, chat template hash, tokenizer identity, and the MTP drafter when one is set
+        (JSON-serialisable; computed once)."""
         if self._fingerprint is None:
             self._fingerprint = {
                 "backend": self.name,
@@ -525,10 +584,15 @@ class HFBackend:
                 "chat_template_sha256": text_sha256(self.tokenizer.chat_template),
                 "tokenizer": tokenizer_identity(self.tokenizer),
                 "stop_token_ids": self.stop_ids,
+                # Seeded sampling draws per (seed, position) since v2; v1 cache entries must not mix in.
+                "sampler": SAMPLER_VERSION,
                 "max_soft_tokens": self.max_soft_tokens,
                 # Loaded processor (media requests): classes, config hash, image budget in force.
                 "processor": self.media.identity() if self.media is not None else None,
             }
+            if self.draft is not None:  # only then, so that plain runs keep their cache keys
+                self._fingerprint["draft"] = self.draft.identity()  # weights digest, draft length
+                self._fingerprint["location"]["draft"] = str(self.draft.path)
         return self._fingerprint
 
     def _weight_paths(self) -> list[Path]:
@@ -568,6 +632,7 @@ class HFBackend:
     def close(self) -> None:
         """Free the model (and accelerator memory)."""
         self.model = None
+        self.draft = None
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()

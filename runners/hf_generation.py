@@ -6,6 +6,7 @@ Only `runners.hf` imports this module. It does not load models, render prompts o
 
 from __future__ import annotations
 
+import hashlib
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
@@ -36,33 +37,56 @@ def filter_logits(logits: torch.Tensor, temperature: float, top_k: int, top_p: f
     return logits
 
 
+SAMPLER_VERSION = 2  # bump whenever the same seed would draw different tokens (part of the fingerprint)
+
+
 class SeededSampler(LogitsProcessor):
-    """Sample each row with its own seeded generator and force that token.
+    """Sample each row with its own seed and force that token.
 
     Used with greedy decoding (`do_sample=False`): the returned scores are 0 for the sampled token
-    and -inf elsewhere. Row i draws from a generator seeded with `seeds[i]` only, one fixed-size
-    draw per step, so its tokens depend on its seed and prompt but not on the other rows.
+    and -inf elsewhere. The noise for row i at generated position t comes from a generator seeded
+    with (`seeds[i]`, t) alone, so a row's tokens depend on its seed and prompt but not on the other
+    rows, nor on how often the processor is called: assisted (MTP) generation, which scores several
+    drafted positions per call and discards the rejected ones, samples exactly the same tokens.
     """
 
-    def __init__(self, seeds: Sequence[int], temperature: float, top_k: int, top_p: float, device: Any):
+    def __init__(
+        self,
+        seeds: Sequence[int],
+        temperature: float,
+        top_k: int,
+        top_p: float,
+        device: Any,
+        prompt_len: int = 0,
+    ):
+        self.seeds = [int(seed) for seed in seeds]
         self.temperature = temperature
         self.top_k = top_k
         self.top_p = top_p
-        self.generators = [torch.Generator(device=device).manual_seed(int(seed)) for seed in seeds]
+        self.device = torch.device(device)
+        self.prompt_len = prompt_len
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         logits = filter_logits(scores.float(), self.temperature, self.top_k, self.top_p)
-        choices = torch.argmax(logits + self._gumbel_noise(logits), dim=-1, keepdim=True)
+        position = input_ids.shape[1] - self.prompt_len
+        choices = torch.argmax(logits + self._gumbel_noise(logits, position), dim=-1, keepdim=True)
         return torch.full_like(scores, float("-inf")).scatter_(-1, choices, 0.0)
 
-    def _gumbel_noise(self, logits: torch.Tensor) -> torch.Tensor:
-        """One row of Gumbel noise per generator: argmax(logits + noise) samples softmax(logits)."""
-        if len(self.generators) != logits.shape[0]:
-            raise ValueError(f"{len(self.generators)} seeds for a batch of {logits.shape[0]} rows")
+    def _gumbel_noise(self, logits: torch.Tensor, position: int) -> torch.Tensor:
+        """One row of Gumbel noise per seed: argmax(logits + noise) samples softmax(logits)."""
+        if len(self.seeds) != logits.shape[0]:
+            raise ValueError(f"{len(self.seeds)} seeds for a batch of {logits.shape[0]} rows")
         uniform = torch.stack(
-            [torch.rand(logits.shape[-1], generator=g, device=logits.device) for g in self.generators]
+            [
+                torch.rand(logits.shape[-1], generator=self._generator(seed, position), device=logits.device)
+                for seed in self.seeds
+            ]
         )
         return -torch.log(-torch.log(uniform.clamp(1e-20, 1.0 - 1e-7)))
+
+    def _generator(self, seed: int, position: int) -> torch.Generator:
+        key = hashlib.blake2b(f"{seed}:{position}".encode(), digest_size=8).digest()
+        return torch.Generator(device=self.device).manual_seed(int.from_bytes(key, "little") >> 1)
 
 
 # --- stopping -----------------------------------------------------------------------------
@@ -71,8 +95,10 @@ class SeededSampler(LogitsProcessor):
 class StopStrings(StoppingCriteria):
     """Stop a row once its generated text contains one of `stops`; remember the step it stopped.
 
-    Only the last few tokens are decoded at each step (enough to contain any stop string), so the
-    cost does not grow with the output length.
+    Only the last few tokens are decoded per step (enough to contain any stop string), so the cost
+    does not grow with the output length. When a call brings several new tokens (assisted / MTP
+    generation accepts a run of drafted tokens at once), each new step is checked in turn, so
+    `stopped_at` is the same as with one token per call.
     """
 
     def __init__(self, stops: Sequence[str], decode: Callable[[list[int]], str], prompt_len: int, rows: int):
@@ -81,16 +107,24 @@ class StopStrings(StoppingCriteria):
         self.prompt_len = prompt_len
         self.window = 2 * max((len(s) for s in self.stops), default=0) + 4
         self.stopped_at: list[int | None] = [None] * rows  # number of generated tokens at the stop
+        self.checked = 0  # generated steps already looked at
 
     def __call__(
         self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any
     ) -> torch.BoolTensor:
         generated = input_ids[:, self.prompt_len :]
         steps = generated.shape[1]
-        tails = generated[:, -self.window :].tolist()
+        first = min(self.checked + 1, steps)
+        tails = generated[:, max(0, first - self.window) :].tolist()
+        offset = max(0, first - self.window)  # generated index of tails[row][0]
         for row, tail in enumerate(tails):
-            if self.stopped_at[row] is None and any(s in self.decode(tail) for s in self.stops):
-                self.stopped_at[row] = steps
+            for step in range(first, steps + 1):
+                if self.stopped_at[row] is not None:
+                    break
+                window = tail[max(0, step - self.window - offset) : step - offset]
+                if any(s in self.decode(window) for s in self.stops):
+                    self.stopped_at[row] = step
+        self.checked = steps
         done = [at is not None for at in self.stopped_at]
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 

@@ -3,7 +3,8 @@
 The model is the real `Gemma4UnifiedForConditionalGeneration` from transformers with a tiny config
 (about 0.2 M parameters) and seeded random weights, so it is deterministic but its output is
 gibberish: it rarely emits an end-of-turn token, so callers should use small token budgets. The
-tokenizer is an in-memory byte-level BPE carrying the Gemma 4 special tokens, and the chat template
+tokenizer is an in-memory byte-level BPE carrying the Gemma 4 special tokens (or, for llama.cpp's
+GGUF converter, a Gemma-style byte-fallback BPE: `save_tiny_gemma4_gguf_ready`), and the chat template
 is written here from the documented Gemma 4 prompt format. The processor is the real
 `Gemma4UnifiedProcessor` (image and video processors with the tiny patch size, the audio feature
 extractor at 16 kHz / 640 samples per token, and the tokenizer); its image and video processors are
@@ -12,10 +13,12 @@ torchvision-backed, so building it needs torchvision (imported only then). Nothi
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
 from transformers import (
     Gemma4UnifiedAudioConfig,
     Gemma4UnifiedAudioFeatureExtractor,
@@ -52,6 +55,8 @@ SPECIALS = (
 
 # A few merges so that common words become single tokens, as in a real BPE vocabulary.
 MERGES = (("h", "e"), ("t", "he"), ("Ġ", "the"), ("i", "n"), ("a", "n"), ("e", "r"), ("o", "n"), ("Ġ", "a"))
+GEMMA_MERGES = tuple(("▁" if left == "Ġ" else left, right) for left, right in MERGES)
+TOKENIZER_STYLES = ("byte_level", "gemma")
 
 # Gemma 4 chat format: `<bos><|turn>system\n<|think|>...<turn|>\n<|turn>user\n...<turn|>\n<|turn>model\n`.
 # Thinking on puts `<|think|>` at the start of a system turn (emitted even without a system message);
@@ -92,17 +97,12 @@ CHAT_TEMPLATE = r"""
 """
 
 
-def build_tokenizer() -> PreTrainedTokenizerFast:
-    """A byte-level BPE tokenizer: specials at ids 0..15, then the 256 byte symbols, then merges."""
-    alphabet = pre_tokenizers.ByteLevel.alphabet()
-    vocab: dict[str, int] = {token: i for i, token in enumerate(SPECIALS)}
-    for symbol in sorted(alphabet):
-        vocab.setdefault(symbol, len(vocab))
-    for left, right in MERGES:
-        vocab.setdefault(left + right, len(vocab))
-    raw = Tokenizer(models.BPE(vocab=vocab, merges=list(MERGES), unk_token="<unk>"))
-    raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    raw.decoder = decoders.ByteLevel()
+def build_tokenizer(style: str = "byte_level") -> PreTrainedTokenizerFast:
+    """A BPE tokenizer with the specials at ids 0..15. `style="byte_level"`: the 256 byte symbols,
+    then merges; `style="gemma"`: Gemma's own layout (see `_gemma_style_tokenizer`)."""
+    if style not in TOKENIZER_STYLES:
+        raise ValueError(f"unknown tokenizer style {style!r}; choose one of: {', '.join(TOKENIZER_STYLES)}")
+    raw = _gemma_style_tokenizer() if style == "gemma" else _byte_level_tokenizer()
     raw.add_special_tokens(list(SPECIALS))
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=raw,
@@ -123,6 +123,36 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
     )
     tokenizer.chat_template = CHAT_TEMPLATE
     return tokenizer
+
+
+def _byte_level_tokenizer() -> Tokenizer:
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    vocab: dict[str, int] = {token: i for i, token in enumerate(SPECIALS)}
+    for symbol in sorted(alphabet):
+        vocab.setdefault(symbol, len(vocab))
+    for left, right in MERGES:
+        vocab.setdefault(left + right, len(vocab))
+    raw = Tokenizer(models.BPE(vocab=vocab, merges=list(MERGES), unk_token="<unk>"))
+    raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    raw.decoder = decoders.ByteLevel()
+    return raw
+
+
+def _gemma_style_tokenizer() -> Tokenizer:
+    """Gemma's tokenizer layout, which llama.cpp's converter requires for gemma4: BPE with byte
+    fallback (`<0x00>`..`<0xFF>`), spaces normalised to "▁", no pre-tokenizer, then printable
+    ASCII, newline and "▁" as symbols, then merges."""
+    vocab: dict[str, int] = {token: i for i, token in enumerate(SPECIALS)}
+    for byte in range(256):
+        vocab[f"<0x{byte:02X}>"] = len(vocab)
+    for symbol in ["▁", "\n", *(chr(c) for c in range(33, 127))]:
+        vocab.setdefault(symbol, len(vocab))
+    for left, right in GEMMA_MERGES:
+        vocab.setdefault(left + right, len(vocab))
+    raw = Tokenizer(models.BPE(vocab=vocab, merges=list(GEMMA_MERGES), unk_token="<unk>", byte_fallback=True))
+    raw.normalizer = normalizers.Replace(" ", "▁")
+    raw.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()])
+    return raw
 
 
 def build_config(tokenizer: PreTrainedTokenizerFast) -> Gemma4UnifiedConfig:
@@ -164,9 +194,11 @@ def build_config(tokenizer: PreTrainedTokenizerFast) -> Gemma4UnifiedConfig:
     )
 
 
-def build_tiny_gemma4(seed: int = 0) -> tuple[Gemma4UnifiedForConditionalGeneration, PreTrainedTokenizerFast]:
+def build_tiny_gemma4(
+    seed: int = 0, tokenizer_style: str = "byte_level"
+) -> tuple[Gemma4UnifiedForConditionalGeneration, PreTrainedTokenizerFast]:
     """The tiny model (eval mode, float32) and its tokenizer; the same `seed` gives the same weights."""
-    tokenizer = build_tokenizer()
+    tokenizer = build_tokenizer(tokenizer_style)
     config = build_config(tokenizer)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -191,14 +223,121 @@ def build_processor(tokenizer: PreTrainedTokenizerFast, max_soft_tokens: int = 2
     )
 
 
-def save_tiny_gemma4(path: str | Path, seed: int = 0, with_processor: bool = True) -> Path:
+def save_tiny_gemma4(
+    path: str | Path, seed: int = 0, with_processor: bool = True, tokenizer_style: str = "byte_level"
+) -> Path:
     """Save model, tokenizer and chat template to `path` (a directory HFBackend can load), and with
     `with_processor` the processor too, so that `AutoProcessor.from_pretrained(path)` works."""
     path = Path(path)
-    model, tokenizer = build_tiny_gemma4(seed)
+    model, tokenizer = build_tiny_gemma4(seed, tokenizer_style)
     model.save_pretrained(path)
     if with_processor:
         build_processor(tokenizer).save_pretrained(path)  # saves the tokenizer with it
     else:
         tokenizer.save_pretrained(path)
+    return path
+
+
+def save_tiny_gemma4_gguf_ready(path: str | Path, seed: int = 0) -> Path:
+    """Save the tiny model (with processor) in a form llama.cpp's converter accepts: the Gemma-style
+    tokenizer with every Gemma 4 special token listed as special (llama.cpp parses only tokens
+    the tokenizer lists as special, e.g. `<|turn>`, as control tokens in prompts) and the config
+    patched by `patch_config_for_llama_cpp`."""
+    path = save_tiny_gemma4(path, seed, with_processor=True, tokenizer_style="gemma")
+    tokenizer_config = path / "tokenizer_config.json"
+    settings = json.loads(tokenizer_config.read_text())
+    extra = settings.get("extra_special_tokens") or []
+    settings["extra_special_tokens"] = extra + [t for t in SPECIALS if t not in extra]
+    tokenizer_config.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
+    patch_config_for_llama_cpp(path)
+    return path
+
+
+def patch_config_for_llama_cpp(path: str | Path) -> None:
+    """Add back to config.json's text_config the keys llama.cpp's converter reads and transformers
+    does not write: `global_head_dim`, `expert_intermediate_size` (null), `enable_moe_block` (false)."""
+    config_path = Path(path) / "config.json"
+    config = json.loads(config_path.read_text())
+    text = config["text_config"]
+    head_dim = text.get("global_head_dim") or _full_attention_head_dim(text)
+    text.update({"global_head_dim": head_dim, "expert_intermediate_size": None, "enable_moe_block": False})
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
+def _full_attention_head_dim(text_config: dict) -> int:
+    per_layer = text_config.get("per_layer_config") or {}
+    for index, layer_type in enumerate(text_config.get("layer_types", [])):
+        layer = per_layer.get(str(index), {})
+        if layer_type == "full_attention" and "head_dim" in layer:
+            return int(layer["head_dim"])
+    raise ValueError("config.json has no full-attention head_dim; save the model with transformers >= 5.24")
+
+
+# --- tiny MTP drafter (Gemma4UnifiedAssistant) -------------------------------------------------
+# The drafter cross-attends to the target's KV cache, so its per-layer-type head sizes and KV head
+# counts must equal the target's, and `backbone_hidden_size` must equal the target's hidden size.
+# Its own hidden size may be smaller. With random weights it drafts gibberish (acceptance near 0),
+# which still exercises the whole assisted-generation path.
+
+
+def _layer_attention(text_config: Any, layer_type: str) -> tuple[int, int]:
+    """(head_dim, kv heads) of the first `layer_type` layer of a gemma4_unified text config."""
+    index = list(text_config.layer_types).index(layer_type)
+    layer = text_config.per_layer_config[index]
+    return int(layer.head_dim), int(layer.num_key_value_heads)
+
+
+def build_tiny_gemma4_assistant(target_config: Any, seed: int = 0) -> Any:
+    """A tiny random `Gemma4UnifiedAssistantForCausalLM` (eval mode, float32) that fits the target
+    whose config (`Gemma4UnifiedConfig` or its text config) is given; the same `seed` gives the
+    same weights."""
+    from transformers import (
+        Gemma4UnifiedAssistantConfig,
+        Gemma4UnifiedAssistantForCausalLM,
+        Gemma4UnifiedTextConfig,
+    )
+
+    target = target_config.get_text_config()
+    head_dim, kv_heads = _layer_attention(target, "sliding_attention")
+    global_head_dim, global_kv_heads = _layer_attention(target, "full_attention")
+    text = Gemma4UnifiedTextConfig(
+        vocab_size=target.vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=kv_heads,
+        head_dim=head_dim,
+        global_head_dim=global_head_dim,
+        num_global_key_value_heads=global_kv_heads,
+        attention_k_eq_v=bool(target.attention_k_eq_v),
+        sliding_window=target.sliding_window,
+        layer_types=["sliding_attention", "full_attention"],
+        max_position_embeddings=target.max_position_embeddings,
+        rope_parameters=target.rope_parameters,
+        pad_token_id=target.pad_token_id,
+        bos_token_id=target.bos_token_id,
+        eos_token_id=target.eos_token_id,
+    )
+    config = Gemma4UnifiedAssistantConfig(text_config=text, backbone_hidden_size=target.hidden_size)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = Gemma4UnifiedAssistantForCausalLM(config)
+    return model.eval()
+
+
+def save_tiny_gemma4_assistant(
+    path: str | Path, target_dir_or_model: str | Path | Any, seed: int = 0
+) -> Path:
+    """Save a tiny drafter for a target (a saved model directory, or a loaded model) to `path`, a
+    directory that `Gemma4UnifiedAssistantForCausalLM.from_pretrained` and HFBackend's `draft_model`
+    accept."""
+    if isinstance(target_dir_or_model, str | Path):
+        from transformers import AutoConfig
+
+        target_config = AutoConfig.from_pretrained(target_dir_or_model)
+    else:
+        target_config = target_dir_or_model.config
+    path = Path(path)
+    build_tiny_gemma4_assistant(target_config, seed).save_pretrained(path)
     return path
