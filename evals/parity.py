@@ -7,7 +7,8 @@ Three levels, each with its own count and rate:
    prompt difference does not hide a generation difference); the report gives identical
    continuations and the mean share of tokens agreeing before the first divergence;
 3. answers: both backends answer every request through their normal generation path (cached like
-   any run), the task scores both, and the extracted answers are compared per sample.
+   any run), the task scores both, and the extracted answers are compared per sample (two
+   unparsed answers count as agreeing; each side's accuracy is listed beside).
 
 Media requests take part in level 3 only: prompt ids with soft tokens are backend-specific.
 A backend takes part in levels 1 and 2 when it has `render(request) -> list[int]`,
@@ -308,20 +309,22 @@ def render_parity(report: ParityReport) -> str:
     """A plain-text table: one line per row and level, rates with 95% Wilson intervals."""
     lines = [f"parity: A = {report.a.label}", f"        B = {report.b.label}", ""]
     for row in report.rows:
-        lines.append(f"{row.label} ({row.task})")
-        lines.append(f"  prompt token ids identical : {_fmt(row.prompts)}")
-        for side, rate in row.one_bos.items():
-            lines.append(f"  exactly one BOS ({side})       : {_fmt(rate)}")
         prefix = row.mean_prefix
-        prefix_text = f"; mean agreeing prefix {prefix:.1%}" if prefix is not None else ""
-        lines.append(f"  greedy tokens identical    : {_fmt(row.greedy)}{prefix_text}")
-        lines.append(f"  answers agree              : {_fmt(row.answers)}")
-        for side, rate in row.accuracy.items():
-            lines.append(f"  accuracy ({side})               : {_fmt(rate)}")
+        entries = [
+            ("prompt token ids identical", _fmt(row.prompts)),
+            *((f"exactly one BOS ({side})", _fmt(rate)) for side, rate in row.one_bos.items()),
+            (
+                "greedy tokens identical",
+                _fmt(row.greedy) + (f"; mean agreeing prefix {prefix:.1%}" if prefix is not None else ""),
+            ),
+            ("answers agree", _fmt(row.answers)),
+            *((f"accuracy ({side})", _fmt(rate)) for side, rate in row.accuracy.items()),
+        ]
         if row.media_requests:
-            lines.append(f"  media requests (answers only): {row.media_requests}")
-        for example in row.examples:
-            lines.append(f"  differs: {example}")
+            entries.append(("media requests (answers only)", str(row.media_requests)))
+        lines.append(f"{row.label} ({row.task})")
+        lines.extend(f"  {name:<29} {value}" for name, value in entries)
+        lines.extend(f"  differs: {example}" for example in row.examples)
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 

@@ -160,7 +160,8 @@ def image_mime(data: bytes, path: str | None = None) -> str:
     if guessed and guessed.startswith("image/"):
         return guessed
     raise MediaError(
-        f"image {_name(path)} is not PNG, JPEG, GIF, WEBP, BMP or TIFF (first bytes {data[:8]!r}); convert it to PNG"
+        f"image {_name(path)} is not PNG, JPEG, GIF, WEBP, BMP or TIFF (first bytes {data[:8]!r}); "
+        "convert it to PNG"
     )
 
 

@@ -1,0 +1,623 @@
+"""OpenAI-compatible HTTP backend (`OpenAIBackend`, backend name "openai").
+
+Sends each Request to a running server (`POST {base_url}/chat/completions`, or `/completions`
+for raw prompts; payloads from `runners.chat_wire`) with bounded concurrency, and yields each
+Completion the moment its response arrives. The HTTP client (httpx.AsyncClient) runs on an asyncio
+loop in a background thread; results reach the caller through a queue. Closing the generator early
+cancels the requests still in flight.
+
+Failures stay per request: 429 (honouring Retry-After), 5xx, malformed JSON, dropped or refused
+connections and timeouts are retried with exponential backoff and jitter; a request that exhausts
+its retries, gets another 4xx (quoted in the error) or has unreadable media becomes an error
+Completion (finish_reason "timeout" when it ran out of time) and the run goes on. Once one request
+has spent its retries on refused connections (the server died), the others fail at their first
+refused connection instead of each waiting out its own retries; one that gets through resets this.
+
+`use_n=True` sends the repeats of one prompt (requests identical except for `repeat` and a seed
+that rises by one per repeat, as tasks build them) as one call with `n=k` and the first seed s.
+Choice i is then sampled with seed s+i on llama-server (`add_child` in tools/server/server-task.h;
+verified here: each choice equals the separate request with that seed) and on vLLM v1
+(`ParentRequest._get_child_sampling_params`, read, not run), so the cache, which files choice i
+under repeat i's own seed, stays truthful there; a server that seeds choices otherwise would break
+that, so keep use_n off for other servers unless checked. llama-server allows n only up to its
+slot count (`-np`) and answers 400 above it; the backend then splits the group (to the limit the
+error names, else one per call) and keeps that cap for the rest of the run. A server that returns
+fewer choices than asked gets the rest as separate requests.
+
+What each server supports (V = verified here against the real server, tests/test_openai_backend.py;
+D = read from the server's docs or source, not run here; "-" = not supported per its docs/source):
+
+| server          | image_url      | input_audio         | n                  | seed | chat_template_kwargs |
+|-----------------|----------------|---------------------|--------------------|------|----------------------|
+| llama-server    | V (--mmproj)   | V (--mmproj)        | V (<= -np slots)   | V    | V (enable_thinking)  |
+| vLLM serve      | D              | D (audio models)    | D                  | D    | D                    |
+| SGLang          | D              | D? (audio models)   | D                  | D    | D                    |
+| Ollama /v1      | D              | -                   | - (one choice)     | D    | - (reasoning_effort) |
+| LM Studio       | D (VLMs)       | -                   | -                  | D    | -                    |
+| mlx-lm server   | - (text only)  | -                   | -                  | D    | D                    |
+
+With n > 1, llama-server reports usage for the first choice only (recognised by its `timings`
+field) and vLLM over all choices; per-choice completion_tokens are estimates then (`share_usage`).
+
+It does not start servers (the llama.cpp backend subclasses this one to manage llama-server),
+stream tokens, count tokens itself, or cache: the runner caches and shows progress; `progress`
+here only controls one-line notices on stderr about retries and n fallbacks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import queue
+import random
+import re
+import sys
+import threading
+import time
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from evals.schema import Completion, Request, stable_hash
+from runners import chat_wire
+
+DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
+_MAX_DELAY = 60.0
+_MAX_RETRY_AFTER = 300.0
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+_MODEL_FIELDS = ("id", "owned_by", "meta", "max_model_len", "parent")
+
+
+# --- what failed, and when to try again ---------------------------------------------------
+
+
+class RequestFailed(Exception):
+    """A call that failed for good; `reason` is one line, `timeout` says it ran out of time."""
+
+    def __init__(self, reason: str, *, status: int | None = None, timeout: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.timeout = timeout
+
+
+class Transient(RequestFailed):
+    """A failure worth retrying (429, 5xx, connection trouble, timeout, malformed JSON)."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        status: int | None = None,
+        timeout: bool = False,
+        retry_after: float | None = None,
+        refused: bool = False,
+    ) -> None:
+        super().__init__(reason, status=status, timeout=timeout)
+        self.retry_after = retry_after
+        self.refused = refused  # no connection could be made at all
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter: attempt a waits backoff * 2**a * U(0.5, 1), at most 60 s;
+    a server's Retry-After (capped at 300 s) replaces the computed wait."""
+
+    max_retries: int = 4
+    backoff: float = 1.0
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), _MAX_RETRY_AFTER)
+        return min(self.backoff * 2**attempt, _MAX_DELAY) * random.uniform(0.5, 1.0)
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Retry-After as seconds: a number, or an HTTP date (None when absent or unreadable)."""
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        return parsedate_to_datetime(value).timestamp() - time.time()
+    except (TypeError, ValueError):
+        return None
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def server_message(response: httpx.Response) -> str:
+    """The error message a server put in its body (OpenAI, vLLM, FastAPI or llama-server shape)."""
+    try:
+        data = response.json()
+    except ValueError:
+        return one_line(response.text) or response.reason_phrase
+    if isinstance(data, dict):
+        error = data.get("error")
+        if isinstance(error, dict) and error.get("message"):
+            return one_line(str(error["message"]))
+        for value in (error, data.get("message"), data.get("detail")):
+            if value:
+                return one_line(value if isinstance(value, str) else json.dumps(value))
+    return one_line(response.text)
+
+
+# --- which requests go together -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Job:
+    """One HTTP call: one request, or k repeats of one prompt sent with n=k (seed of the first)."""
+
+    requests: tuple[Request, ...]
+
+    @property
+    def n(self) -> int:
+        return len(self.requests)
+
+    @property
+    def first(self) -> Request:
+        return self.requests[0]
+
+
+def repeat_group(request: Request) -> str:
+    """What a request shares with the other repeats of its prompt: everything but repeat and seed."""
+    identity = request.cache_identity()
+    identity.pop("repeat")
+    identity["sampling"].pop("seed")
+    return stable_hash(identity)
+
+
+def plan_jobs(requests: Sequence[Request], *, use_n: bool, n_cap: int | None = None) -> list[Job]:
+    """One Job per request, or (use_n) one per run of repeats with consecutive seeds s, s+1, ...,
+    at most `n_cap` long. Jobs keep the order of their first request."""
+    if not use_n:
+        return [Job((r,)) for r in requests]
+    groups: dict[str, list[Request]] = {}
+    for request in requests:
+        groups.setdefault(repeat_group(request), []).append(request)
+    jobs: list[tuple[int, Job]] = []
+    order = {id(r): i for i, r in enumerate(requests)}
+    for members in groups.values():
+        run: list[Request] = []
+        for request in sorted(members, key=lambda r: r.sampling.seed):
+            consecutive = run and request.sampling.seed == run[-1].sampling.seed + 1
+            if run and (not consecutive or (n_cap is not None and len(run) >= n_cap)):
+                jobs.append((order[id(run[0])], Job(tuple(run))))
+                run = []
+            run.append(request)
+        if run:
+            jobs.append((order[id(run[0])], Job(tuple(run))))
+    return [job for _, job in sorted(jobs, key=lambda item: item[0])]
+
+
+def split_job(job: Job, cap: int) -> list[Job]:
+    return [Job(job.requests[i : i + cap]) for i in range(0, job.n, max(cap, 1))]
+
+
+def n_limit(message: str) -> int | None:
+    """The n limit an error names ("... <= 2"), if any."""
+    found = re.findall(r"<=\s*(\d+)", message)
+    return int(found[-1]) if found else None
+
+
+def error_completion(request: Request, failure: BaseException, seconds: float = 0.0) -> Completion:
+    timeout = isinstance(failure, RequestFailed) and failure.timeout
+    if isinstance(failure, RequestFailed):
+        reason = failure.reason
+    else:
+        reason = (
+            f"{type(failure).__name__}: {one_line(str(failure))}" if str(failure) else type(failure).__name__
+        )
+    return Completion(
+        key=request.key,
+        text="",
+        finish_reason="timeout" if timeout else "error",
+        seconds=seconds,
+        error=reason,
+    )
+
+
+# --- the background loop ------------------------------------------------------------------
+
+
+_DONE = object()
+
+
+class LoopThread:
+    """Runs one coroutine on a private asyncio loop in a daemon thread; `stop()` cancels it and
+    waits for the thread (bounded)."""
+
+    def __init__(self, main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        self._main = main
+        self._loop = asyncio.new_event_loop()
+        self._task: asyncio.Task[None] | None = None
+        self._thread = threading.Thread(target=self._run, name="openai-client", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._task = self._loop.create_task(self._main())
+            self._loop.run_until_complete(self._task)
+        except asyncio.CancelledError:
+            pass
+        finally:
+            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
+            self._loop.close()
+
+    def _cancel(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self._thread.is_alive():
+            with contextlib.suppress(RuntimeError):  # the loop closed in between
+                self._loop.call_soon_threadsafe(self._cancel)
+            self._thread.join(timeout)
+
+
+# --- the backend --------------------------------------------------------------------------
+
+
+class OpenAIBackend:
+    """Run Requests against an OpenAI-compatible server (see the module docstring)."""
+
+    name = "openai"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        api_key: str | None = None,
+        concurrency: int = 8,
+        timeout: float = 600.0,
+        max_retries: int = 4,
+        retry_backoff: float = 1.0,
+        use_n: bool = False,
+        extra_body: dict[str, Any] | str | None = None,
+        progress: bool = True,
+    ) -> None:
+        if not isinstance(concurrency, int) or concurrency < 1:
+            raise ValueError(
+                f"concurrency must be a whole number >= 1, got {concurrency!r}; e.g. concurrency=8"
+            )
+        if not timeout or timeout <= 0:
+            raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}; e.g. timeout=600")
+        if not isinstance(max_retries, int) or max_retries < 0:
+            raise ValueError(
+                f"max_retries must be a whole number >= 0, got {max_retries!r}; e.g. max_retries=4"
+            )
+        if retry_backoff < 0:
+            raise ValueError(
+                f"retry_backoff must be >= 0 seconds, got {retry_backoff!r}; e.g. retry_backoff=1"
+            )
+        self.model = model
+        self.base_url = base_url
+        self.api_key = os.environ.get("OPENAI_API_KEY", "") if api_key is None else api_key
+        self.concurrency = concurrency
+        self.timeout = float(timeout)
+        self.retry = RetryPolicy(max_retries, float(retry_backoff))
+        self.use_n = bool(use_n)
+        self.extra_body = _extra_body(extra_body)
+        self.progress = progress
+        self.n_cap: int | None = None  # the largest n the server accepted, once it refused one
+        self.unreachable = False  # a request spent its retries on refused connections, none got through since
+        self._fingerprint: dict[str, Any] | None = None
+        self._location: dict[str, Any] = {}  # facts _server_identity found that do not change outputs
+
+    @property
+    def base_url(self) -> str:
+        return self._base_url
+
+    @base_url.setter
+    def base_url(self, value: str) -> None:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(
+                f"base_url {value!r} is not an http(s) URL; e.g. base_url=http://127.0.0.1:8000/v1"
+            )
+        self._base_url = value.rstrip("/")
+
+    # --- identity ---
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Backend, served model name and what the server says about it (computed once); the URL,
+        a served file path and the name asked for, where it differs, are under "location" (not
+        part of the cache key)."""
+        if self._fingerprint is None:
+            server = self._server_identity()
+            served = server.get("served_model", {}).get("id", self.model)
+            location = {"base_url": self.base_url, **self._location}
+            if served != self.model:  # llama-server answers to any name: the name asked is no identity
+                location["requested_model"] = self.model
+            self._fingerprint = {
+                "backend": self.name,
+                "model": served,
+                "server": server,
+                "location": location,
+            }
+        return self._fingerprint
+
+    def _server_identity(self) -> dict[str, Any]:
+        """What /models reports about the served model (id, owned_by, meta, max_model_len; an id
+        that is a file path is cut to its file name, the path goes under "location"). A subclass
+        adds what it knows (server version, quantization)."""
+        served = self.served_models()
+        entry = next((m for m in served if m.get("id") == self.model), None)
+        if entry is None and len(served) == 1:
+            entry = served[0]  # single-model servers (llama-server) answer to any model name
+        if entry is None:
+            names = ", ".join(str(m.get("id")) for m in served) or "none"
+            raise ValueError(
+                f"model {self.model!r} is not served at {self.base_url} (served: {names}); pass one of them"
+            )
+        served_model = {k: entry[k] for k in _MODEL_FIELDS if k in entry}
+        served_id = str(entry.get("id", ""))
+        if served_id.startswith(("/", "~", ".")) or "\\" in served_id:  # a file path (llama-server)
+            served_model["id"] = served_id.replace("\\", "/").rsplit("/", 1)[-1]
+            self._location["served_model_path"] = served_id
+        return {"served_model": served_model}
+
+    def served_models(self) -> list[dict[str, Any]]:
+        """The entries of GET {base_url}/models (connection trouble retried as for generation)."""
+        for attempt in range(self.retry.max_retries + 1):
+            try:
+                with httpx.Client(
+                    headers=self._headers(), timeout=30.0, trust_env=self._trust_env()
+                ) as client:
+                    response = client.get(f"{self.base_url}/models")
+                break
+            except httpx.TransportError as exc:
+                if attempt == self.retry.max_retries:
+                    raise ValueError(
+                        f"cannot reach {self.base_url}/models ({type(exc).__name__}); "
+                        "start the server or fix base_url"
+                    ) from exc
+                time.sleep(self.retry.delay(attempt))
+        if response.status_code != 200:
+            raise ValueError(
+                f"GET {self.base_url}/models answered HTTP {response.status_code}: "
+                f"{server_message(response)}; "
+                "check base_url and api_key"
+            )
+        try:
+            data = response.json().get("data")
+        except (ValueError, AttributeError):
+            data = None
+        if not isinstance(data, list):
+            raise ValueError(
+                f"GET {self.base_url}/models did not return a model list; is base_url the /v1 root?"
+            )
+        return [m for m in data if isinstance(m, dict)]
+
+    # --- generation ---
+
+    def generate(self, requests: Sequence[Request]) -> Iterator[Completion]:
+        """Yield one Completion per request as each finishes (in any order)."""
+        jobs = plan_jobs(requests, use_n=self.use_n, n_cap=self.n_cap)
+        if not jobs:
+            return
+        results: queue.Queue[Any] = queue.Queue()
+        loop = LoopThread(lambda: self._serve(jobs, results.put))
+        loop.start()
+        try:
+            while True:
+                item = results.get()
+                if item is _DONE:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            loop.stop()
+
+    async def _serve(self, jobs: Sequence[Job], emit: Callable[[Any], None]) -> None:
+        """Run every job with `concurrency` workers; emit Completions, then _DONE (or the exception
+        that stopped the run)."""
+        try:
+            async with self.http_client() as client:
+                pending: asyncio.Queue[Job] = asyncio.Queue()
+                for job in jobs:
+                    pending.put_nowait(job)
+                workers = [
+                    asyncio.create_task(self._worker(client, pending, emit))
+                    for _ in range(min(self.concurrency, len(jobs)))
+                ]
+                try:
+                    await pending.join()
+                finally:
+                    for worker in workers:
+                        worker.cancel()
+                    await asyncio.gather(*workers, return_exceptions=True)
+            emit(_DONE)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            emit(exc)
+
+    def http_client(self) -> httpx.AsyncClient:
+        limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
+        return httpx.AsyncClient(
+            base_url=self.base_url + "/",
+            headers=self._headers(),
+            timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 30.0)),
+            limits=limits,
+            trust_env=self._trust_env(),
+        )
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
+    def _trust_env(self) -> bool:
+        """Proxy settings from the environment apply, except to a server on this machine."""
+        return urlsplit(self.base_url).hostname not in _LOOPBACK
+
+    async def _worker(self, client: httpx.AsyncClient, pending: asyncio.Queue[Job], emit: Callable) -> None:
+        while True:
+            job = await pending.get()
+            try:
+                completions, retry = await self.run_job(client, job)
+                for completion in completions:
+                    emit(completion)
+                for part in retry:
+                    pending.put_nowait(part)
+            except Exception as exc:  # a bug must not hang the run: fail this job's requests
+                for request in job.requests:
+                    emit(error_completion(request, exc))
+            finally:
+                pending.task_done()
+
+    async def run_job(self, client: httpx.AsyncClient, job: Job) -> tuple[list[Completion], list[Job]]:
+        """One HTTP call: the finished Completions, and the jobs still to run (n fallback)."""
+        start = time.perf_counter()
+        try:
+            body = chat_wire.payload(job.first, self.model, n=job.n, extra_body=self.extra_body)
+            response = await self.post(client, chat_wire.endpoint(job.first), body)
+            completions = self.completions(job, response, time.perf_counter() - start)
+        except RequestFailed as exc:
+            if job.n > 1 and exc.status is not None and 400 <= exc.status < 500:
+                return [], self._n_refused(job, exc.reason)
+            seconds = (time.perf_counter() - start) / job.n
+            return [error_completion(r, exc, seconds) for r in job.requests], []
+        except ValueError as exc:  # unreadable media, an answer in an unknown shape
+            return [error_completion(r, exc) for r in job.requests], []
+        missing = job.requests[len(completions) :]
+        if missing:
+            self._lower_n_cap(
+                max(len(completions), 1), f"server returned {len(completions)} of n={job.n} choices"
+            )
+        return completions, [Job((r,)) for r in missing]
+
+    def _n_refused(self, job: Job, reason: str) -> list[Job]:
+        limit = n_limit(reason)
+        cap = limit if limit is not None and 1 <= limit < job.n else 1
+        self._lower_n_cap(cap, reason)
+        return split_job(job, cap)
+
+    def _lower_n_cap(self, cap: int, reason: str) -> None:
+        if self.n_cap is None or cap < self.n_cap:
+            self.n_cap = cap
+            self._notice(f"n > {cap} not accepted ({reason}); sending at most n={cap} per call")
+
+    async def post(self, client: httpx.AsyncClient, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST with retries; the parsed JSON object, or RequestFailed once retries are spent."""
+        for attempt in range(self.retry.max_retries + 1):
+            try:
+                return await self.attempt(client, path, body)
+            except Transient as exc:
+                if exc.refused and self.unreachable:  # a dead server: fail fast, not retries x requests
+                    raise RequestFailed(
+                        f"{exc.reason} (not retried: the server keeps refusing connections)"
+                    ) from exc
+                if attempt == self.retry.max_retries:
+                    self.unreachable = exc.refused
+                    raise RequestFailed(
+                        f"{exc.reason} (gave up after {attempt + 1} attempts)",
+                        status=exc.status,
+                        timeout=exc.timeout,
+                    ) from exc
+                delay = self.retry.delay(attempt, exc.retry_after)
+                self._notice(
+                    f"retry {attempt + 1}/{self.retry.max_retries} of {path} in {delay:.1f} s: {exc.reason}"
+                )
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
+
+    async def attempt(self, client: httpx.AsyncClient, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """One POST: the parsed JSON object; Transient for what is worth retrying."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                response = await client.post(path, json=body)
+        except (TimeoutError, httpx.TimeoutException) as exc:
+            raise Transient(f"no response from {path} within {self.timeout:g} s", timeout=True) from exc
+        except httpx.TransportError as exc:
+            detail = one_line(str(exc)) or "connection failed"
+            refused = isinstance(exc, httpx.ConnectError)
+            raise Transient(f"{type(exc).__name__} on {path}: {detail}", refused=refused) from exc
+        self.unreachable = False
+        status = response.status_code
+        if status == 429 or status >= 500:
+            raise Transient(
+                f"HTTP {status} from {path}: {server_message(response)}",
+                status=status,
+                retry_after=retry_after_seconds(response.headers.get("retry-after")),
+            )
+        if status >= 400:
+            raise RequestFailed(f"HTTP {status} from {path}: {server_message(response)}", status=status)
+        try:
+            data = response.json()
+        except ValueError as exc:
+            raise Transient(
+                f"malformed JSON from {path}: {one_line(response.text, 80)!r}", status=status
+            ) from exc
+        if not isinstance(data, dict) or not isinstance(data.get("choices"), list) or not data["choices"]:
+            raise RequestFailed(
+                f"response from {path} has no choices: {one_line(response.text, 120)}", status=status
+            )
+        return data
+
+    def completions(self, job: Job, response: dict[str, Any], seconds: float) -> list[Completion]:
+        """The job's Completions from one response, in choice-index order (fewer when the server
+        returned fewer choices than asked)."""
+        choices = sorted(response["choices"], key=lambda c: c.get("index", 0) if isinstance(c, dict) else 0)
+        if not all(isinstance(c, dict) for c in choices):
+            raise ValueError("response choices are not JSON objects; the server answered in an unknown shape")
+        choices = choices[: job.n]
+        usage = response.get("usage")
+        if len(choices) == 1:
+            usages = [usage]
+        else:
+            covers_all = self.usage_covers_all_choices(response)
+            usages = chat_wire.share_usage(
+                usage, choices, job.first.sampling.max_tokens, covers_all=covers_all
+            )
+        each = seconds / len(choices)
+        return [
+            chat_wire.completion_from_choice(request.key, choice, choice_usage, each)
+            for request, choice, choice_usage in zip(job.requests, choices, usages, strict=False)
+        ]
+
+    def usage_covers_all_choices(self, response: dict[str, Any]) -> bool:
+        """Whether an n > 1 response's usage counts all choices (OpenAI, vLLM) rather than the
+        first only (llama-server, recognised by its `timings` field)."""
+        return "timings" not in response
+
+    def _notice(self, text: str) -> None:
+        if self.progress:
+            print(f"openai backend: {text}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        """Nothing is held between generate() calls; present for the Backend protocol."""
+
+
+def _extra_body(value: dict[str, Any] | str | None) -> dict[str, Any]:
+    """extra_body as a dict; a string (from the command line) is parsed as a JSON object."""
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise ValueError(
+                f"extra_body is not valid JSON ({exc.msg}); pass a JSON object, e.g. '{{\"min_p\": 0.05}}'"
+            ) from exc
+    if not isinstance(value, dict):
+        raise ValueError(
+            f'extra_body must be a JSON object, got {type(value).__name__}; e.g. {{"min_p": 0.05}}'
+        )
+    return dict(value)

