@@ -3,9 +3,16 @@
 Three levels, each with its own count and rate:
 1. prompt tokens: the rendered prompt token ids of every text request are compared (and each side
    must start with exactly one BOS where its model uses one);
-2. greedy tokens: both backends continue the *same* prompt ids greedily (side A's rendering, so a
-   prompt difference does not hide a generation difference); the report gives identical
-   continuations and the mean share of tokens agreeing before the first divergence;
+2. greedy tokens: both backends continue the *same* prompt ids greedily, one request at a time
+   (side A's rendering, so a prompt difference does not hide a generation difference); the report
+   gives identical continuations, the mean share of tokens agreeing before the first divergence,
+   and whether each divergence happened at a near-tie: where side A can score its own path
+   (`top2_margins`), a divergence at a step whose top-2 logit gap is below `tie_margin` is float
+   rounding deciding a tie (llama.cpp's fp16 GELU table alone moves logits by ~1e-3), while one
+   at a clear margin means the two backends compute different things; a divergence after side A
+   generated one of its media placeholder tokens (`placeholder_ids`; transformers' multimodal
+   models swap their embeddings even then, llama.cpp does not) is counted apart, since trained
+   models do not emit those;
 3. answers: both backends answer every request through their normal generation path (cached like
    any run), the task scores both, and the extracted answers are compared per sample (two
    unparsed answers count as agreeing; each side's accuracy is listed beside).
@@ -86,6 +93,9 @@ class RowParity:
     one_bos: dict[str, Rate] = field(default_factory=dict)  # "A"/"B" -> prompts with exactly one BOS
     greedy: Rate = field(default_factory=Rate)
     greedy_prefix: list[float] = field(default_factory=list)  # per request: agreeing share before divergence
+    greedy_ties: int = 0  # diverged at a step where A's top-2 logit gap was below tie_margin
+    greedy_after_placeholder: int = 0  # diverged after A generated a media placeholder token
+    greedy_diverged: int = 0  # diverged at a clear margin (or with no margin known)
     answers: Rate = field(default_factory=Rate)
     accuracy: dict[str, Rate] = field(default_factory=dict)  # "A"/"B"
     media_requests: int = 0
@@ -103,6 +113,9 @@ class RowParity:
             "exactly_one_bos": {k: v.to_json() for k, v in self.one_bos.items()},
             "greedy_identical": self.greedy.to_json(),
             "greedy_mean_agreeing_prefix": self.mean_prefix,
+            "greedy_diverged_at_near_tie": self.greedy_ties,
+            "greedy_diverged_after_placeholder": self.greedy_after_placeholder,
+            "greedy_diverged": self.greedy_diverged,
             "answers_agree": self.answers.to_json(),
             "accuracy": {k: v.to_json() for k, v in self.accuracy.items()},
             "media_requests": self.media_requests,
@@ -120,6 +133,7 @@ class ParityOptions:
     data: dict[str, str] = field(default_factory=dict)
     limit: int | None = 8
     max_tokens: int = 32  # greedy continuation length for level 2
+    tie_margin: float = 5e-3  # top-2 logit gap below which a divergence counts as a near-tie
     answer_max_tokens: int | None = None  # level 3 budget; None = the card's
     cache: Any = None
     show_progress: bool = False
@@ -133,11 +147,11 @@ class ParityReport:
     fingerprints: dict[str, Any]
 
     @property
-    def all_identical(self) -> bool:
-        """Every compared prompt and greedy continuation identical, every prompt with one BOS."""
+    def consistent(self) -> bool:
+        """Every prompt identical with one BOS, every greedy continuation identical up to near-ties."""
         return all(
             r.prompts.agree == r.prompts.total
-            and r.greedy.agree == r.greedy.total
+            and r.greedy_diverged == 0
             and all(b.agree == b.total for b in r.one_bos.values())
             for r in self.rows
         )
@@ -172,6 +186,8 @@ def run_parity(options: ParityOptions) -> ParityReport:
     fingerprints: dict[str, Any] = {}
     rendered_a: dict[str, list[int]] = {}
     greedy_a: dict[str, list[int]] = {}
+    margins_a: dict[str, list[float]] = {}
+    placeholders_a: set[int] = set()
     cache = CompletionCache(options.cache or default_cache_path())
     try:
         for name, side in (("A", options.a), ("B", options.b)):
@@ -187,8 +203,17 @@ def run_parity(options: ParityOptions) -> ParityReport:
                             row.media_requests += first
                             continue
                         _compare_tokens(
-                            backend, side, name, request, row, rendered_a, greedy_a, options.max_tokens
+                            backend,
+                            side,
+                            name,
+                            request,
+                            row,
+                            (rendered_a, greedy_a, margins_a),
+                            options,
+                            frozenset(placeholders_a),
                         )
+                if name == "A":
+                    placeholders_a.update(getattr(backend, "placeholder_ids", ()))
                 completions[name], _ = generate_all(
                     backend, requests, cache, show_progress=options.show_progress, label=side.backend
                 )
@@ -224,10 +249,11 @@ def _compare_tokens(
     name: str,
     request: Request,
     row: RowParity,
-    rendered_a: dict[str, list[int]],
-    greedy_a: dict[str, list[int]],
-    max_tokens: int,
+    side_a: tuple[dict[str, list[int]], dict[str, list[int]], dict[str, list[float]]],
+    options: ParityOptions,
+    placeholders_a: frozenset[int] = frozenset(),
 ) -> None:
+    rendered_a, greedy_a, margins_a = side_a
     if not (hasattr(backend, "render") and hasattr(backend, "greedy_ids")):
         raise ValueError(
             f"backend '{side.backend}' cannot render prompt ids or continue them greedily; "
@@ -235,11 +261,14 @@ def _compare_tokens(
         )
     ids = list(backend.render(request))
     bos = getattr(backend, "bos_id", None)
-    row.one_bos[name].total += 1
-    row.one_bos[name].agree += bos is None or (ids[:1] == [bos] and ids.count(bos) == 1)
+    if bos is not None and getattr(backend, "adds_bos", True):  # models without a BOS are not counted
+        row.one_bos[name].total += 1
+        row.one_bos[name].agree += ids[:1] == [bos] and ids.count(bos) == 1
     if name == "A":
         rendered_a[request.key] = ids
-        greedy_a[request.key] = list(backend.greedy_ids(ids, max_tokens))
+        greedy_a[request.key] = list(backend.greedy_ids(ids, options.max_tokens))
+        if hasattr(backend, "top2_margins"):
+            margins_a[request.key] = list(backend.top2_margins(ids, greedy_a[request.key]))
         return
     reference = rendered_a[request.key]
     row.prompts.total += 1
@@ -255,19 +284,30 @@ def _compare_tokens(
                 "b": ids[at : at + 8],
             }
         )
-    continuation = list(backend.greedy_ids(reference, max_tokens))
+    continuation = list(backend.greedy_ids(reference, options.max_tokens))
     expected = greedy_a[request.key]
     row.greedy.total += 1
     row.greedy.agree += continuation == expected
     longest = max(len(expected), len(continuation))
     at = _first_difference(expected, continuation)
     row.greedy_prefix.append(at / longest if longest else 1.0)
-    if continuation != expected and len(row.examples) < EXAMPLES_KEPT:
+    if continuation == expected:
+        return
+    margins = margins_a.get(request.key, [])
+    margin = margins[at] if at < len(margins) else None
+    if placeholders_a.intersection(expected[:at]):
+        row.greedy_after_placeholder += 1
+    elif margin is not None and margin < options.tie_margin:
+        row.greedy_ties += 1
+    else:
+        row.greedy_diverged += 1
+    if len(row.examples) < EXAMPLES_KEPT:
         row.examples.append(
             {
                 "key": request.key,
                 "level": "greedy",
                 "position": at,
+                "a_top2_margin": margin,
                 "a": expected[at : at + 8],
                 "b": continuation[at : at + 8],
             }
@@ -312,18 +352,24 @@ def render_parity(report: ParityReport) -> str:
         prefix = row.mean_prefix
         entries = [
             ("prompt token ids identical", _fmt(row.prompts)),
-            *((f"exactly one BOS ({side})", _fmt(rate)) for side, rate in row.one_bos.items()),
+            *(
+                (f"exactly one BOS ({side})", _fmt(rate) if rate.total else "n/a (the model adds no BOS)")
+                for side, rate in row.one_bos.items()
+            ),
             (
                 "greedy tokens identical",
                 _fmt(row.greedy) + (f"; mean agreeing prefix {prefix:.1%}" if prefix is not None else ""),
             ),
+            ("  diverged at a near-tie", str(row.greedy_ties)),
+            ("  after a generated placeholder", str(row.greedy_after_placeholder)),
+            ("  diverged at a clear margin", str(row.greedy_diverged)),
             ("answers agree", _fmt(row.answers)),
             *((f"accuracy ({side})", _fmt(rate)) for side, rate in row.accuracy.items()),
         ]
         if row.media_requests:
             entries.append(("media requests (answers only)", str(row.media_requests)))
         lines.append(f"{row.label} ({row.task})")
-        lines.extend(f"  {name:<29} {value}" for name, value in entries)
+        lines.extend(f"  {name:<31} {value}" for name, value in entries)
         lines.extend(f"  differs: {example}" for example in row.examples)
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"

@@ -20,6 +20,9 @@ TASKS: dict[str, str] = {
 # backend name -> "module:Class"; the class takes (model: str, **options)
 BACKENDS: dict[str, str] = {
     "hf": "runners.hf:HFBackend",
+    "llamacpp": "runners.llamacpp:LlamaCppBackend",
+    "openai": "runners.openai:OpenAIBackend",
+    "vllm": "runners.vllm:VLLMBackend",
 }
 
 

@@ -535,6 +535,28 @@ class HFBackend:
         end = next((i for i, token in enumerate(row) if token in self.stop_ids), len(row))
         return row[:end]
 
+    @property
+    def placeholder_ids(self) -> tuple[int, ...]:
+        """Media placeholder token ids (image, video, audio) of a multimodal model. The model swaps
+        their embeddings for media features (or padding) wherever they occur, also when it
+        generates one itself, which other runtimes may not do. A parity hook."""
+        names = ("image_token_id", "video_token_id", "audio_token_id")
+        return tuple(i for i in (getattr(self.config, n, None) for n in names) if isinstance(i, int))
+
+    def top2_margins(self, prompt_ids: Sequence[int], continuation: Sequence[int]) -> list[float]:
+        """For each step of a greedy `continuation` of `prompt_ids`, and one step past its end, the
+        gap between the largest and second-largest next-token logit (one forward pass). A parity
+        hook: where another backend's greedy path leaves this one at a step with a gap near float
+        rounding, the two backends disagree about a tie, not about the computation."""
+        if not prompt_ids:
+            raise ValueError("top2_margins needs at least one prompt token id")
+        ids = torch.tensor([[*prompt_ids, *continuation]], dtype=torch.long, device=self.model.device)
+        with torch.no_grad():
+            logits = self.model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits[0]
+        steps = logits[len(prompt_ids) - 1 :].float()
+        top = steps.topk(2, dim=-1).values
+        return (top[:, 0] - top[:, 1]).tolist()
+
     def _completion(
         self, item: _Prepared, prompt_tokens: int, row: list[int], stopped_at: int | None, seconds: float
     ) -> Completion:

@@ -44,7 +44,7 @@ def test_hf_against_itself_is_identical_at_every_level(tmp_path: Path) -> None:
         [sys.executable, "-m", "evals.cli", "parity", "--a", "hf:builtin:tiny-gemma4", "--b",
          "hf:builtin:tiny-gemma4", "--b-opt", "batch_size=1", "--tasks", ",".join(TEXT_TASKS), "--data",
          "builtin", "--limit", "3", "--max-tokens", "12", "--answer-max-tokens", "12", "--no-progress",
-         "--require-identical", "--json", str(out)],
+         "--require-match", "--json", str(out)],
         capture_output=True, text=True, timeout=600, env={**_env(tmp_path)},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -55,11 +55,16 @@ def test_hf_against_itself_is_identical_at_every_level(tmp_path: Path) -> None:
         assert row["greedy_identical"]["agree"] == 3
         assert row["exactly_one_bos"]["A"]["agree"] == 3
         assert row["answers_agree"]["agree"] == 3
+        assert row["greedy_diverged"] == row["greedy_diverged_at_near_tie"] == 0
     assert "greedy tokens identical" in result.stdout
 
 
 @pytest.mark.slow
 def test_tiny_gemma4_hf_and_llama_cpp_greedy_tokens_identical(tmp_path: Path, tiny_gemma4_gguf) -> None:
+    """Same f32 weights on both sides. The random tiny model's next-token logits are nearly flat, so
+    a greedy path may cross a step whose top-2 gap is below llama.cpp's rounding (its GELU goes
+    through an fp16 table): such divergences must all be near-ties, none at a clear margin, and
+    most continuations identical token for token."""
     report = run_parity(
         ParityOptions(
             a=Side("hf", str(tiny_gemma4_gguf.hf_dir)),
@@ -72,11 +77,16 @@ def test_tiny_gemma4_hf_and_llama_cpp_greedy_tokens_identical(tmp_path: Path, ti
             cache=tmp_path / "cache.sqlite",
         )
     )
-    print(render_parity(report))
-    assert report.all_identical, render_parity(report)
+    text = render_parity(report)
+    print(text)
+    assert report.consistent, text
     for row in report.rows:
-        assert row.prompts.total == row.greedy.total == 3
+        assert row.prompts.agree == row.prompts.total == 3, text
+        assert row.one_bos["A"].agree == row.one_bos["B"].agree == 3, text
+        assert row.greedy_diverged == 0, text
         assert row.answers.total == 3
+    identical = sum(row.greedy.agree for row in report.rows)
+    assert identical >= 6, text  # of 9; the rest diverged at near-ties only
     assert report.fingerprints["B"]["quantization"]["type"] == "F32"
 
 
@@ -102,7 +112,8 @@ def test_smollm2_hf_dequantized_against_llama_cpp_q4_1(
     print(text)  # the agreement rates (pytest -s shows them)
     for row in report.rows:
         assert row.prompts.agree == row.prompts.total == 4, text
-        assert row.one_bos["A"].agree == row.one_bos["B"].agree == 4, text
+        # SmolLM2 adds no BOS (its GGUF says add_bos_token false): nothing to count on either side
+        assert row.one_bos["A"].total == row.one_bos["B"].total == 0, text
         assert row.greedy.total == 4 and row.answers.total == 4
         assert row.mean_prefix is not None and row.mean_prefix > 0.0, text  # same model: starts alike
     assert report.fingerprints["B"]["quantization"]["type"] == "Q4_1"

@@ -1,0 +1,335 @@
+"""llama.cpp backend (`LlamaCppBackend`, backend name "llamacpp"): a GGUF model served by a private
+llama-server, driven through the OpenAI-compatible client.
+
+On construction it starts `llama-server` (`runners.llama_server`) on a free loopback port with one
+slot per concurrent request (`parallel`), a unified KV cache (`--kv-unified`: all slots share one
+pool of `ctx_size` tokens and any one sequence may use all of it; the default `ctx_size` is the
+model's trained context length), the multimodal projector (`mmproj`) for image and audio parts, an
+image token budget matching the HF backend's `max_soft_tokens` (`--image-min-tokens` =
+`--image-max-tokens` = budget: images are scaled to fill it, as the Gemma 4 processor does), and
+optionally an MTP drafter (`draft_model`: `--spec-type draft-mtp -md`). Generation is
+`runners.openai.OpenAIBackend` against that server, so retries, concurrency and the wire format are
+shared with the "openai" backend; a request sent after the server died fails at once with the
+server's last log line instead of being retried.
+
+Server flags chosen so that results line up with the HF backend: `--skip-chat-parsing --special
+--reasoning-format none` return the generated text verbatim, special tokens included (Gemma 4's
+`<|channel>thought ... <channel|>` and the closing `<turn|>`), and `runners.outputs.split_output`
+splits thought from answer exactly as for HF; `--top-k 0 --min-p 0` turn off llama.cpp's default
+truncation samplers, so a request's own temperature / top_p / top_k (0 = off) are the only
+sampling settings, as in HF.
+
+For cross-backend parity checks: `render(request)` gives the prompt token ids the server uses for a
+text request (its own /apply-template then /tokenize), and `greedy_ids(ids, n)` the greedy
+continuation of given prompt ids (/completion, temperature 0), stopping before any
+end-of-generation token.
+
+It does not convert or quantize models (`runners.gguf_convert`), build llama.cpp
+(`scripts/build_llama_cpp.sh`), or cache completions.
+"""
+
+from __future__ import annotations
+
+import functools
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from evals.schema import AudioPart, ImagePart, Request, iter_parts
+from runners import chat_wire
+from runners.hf_fingerprint import gguf_quantization, quick_digest, text_sha256
+from runners.llama_server import LlamaServer, find_llama_server, last_log_line
+from runners.openai import OpenAIBackend, RequestFailed, Transient
+
+DEFAULT_CTX_SIZE = 4096  # when the GGUF does not say how long a context the model was trained for
+# Verbatim output (special tokens kept, no server-side reasoning parser) and HF-like sampling.
+FIXED_ARGS = (
+    "--skip-chat-parsing",
+    "--special",
+    "--reasoning-format",
+    "none",
+    "--top-k",
+    "0",
+    "--min-p",
+    "0",
+)
+_FIX = "pass a .gguf file (convert a Hugging Face directory with runners.gguf_convert) or pkg:PACKAGE/FILE"
+
+
+class UnsupportedInput(ValueError):
+    """A request this method cannot handle (e.g. `render` of a media request)."""
+
+
+# --- the GGUF file ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GGUFInfo:
+    """What the harness reads from a GGUF's metadata (no tensors are loaded)."""
+
+    architecture: str | None
+    context_length: int | None
+    chat_template: str | None
+    quantization: dict[str, Any]
+    bos_id: int | None  # the BOS the tokenizer adds to a prompt (None when it adds none)
+
+    @staticmethod
+    def read(path: Path) -> GGUFInfo:
+        import gguf
+
+        reader = gguf.GGUFReader(str(path))
+
+        def scalar(key: str) -> Any:
+            field = reader.fields.get(key)
+            if field is None or not field.data:
+                return None
+            part = field.parts[field.data[0]]
+            if field.types and field.types[0] == gguf.GGUFValueType.STRING:
+                return bytes(part).decode("utf-8", errors="replace")
+            return part[0].item()
+
+        architecture = scalar("general.architecture")
+        context = scalar(f"{architecture}.context_length") if architecture else None
+        quantization = gguf_quantization(path)
+        file_type = quantization.get("file_type") or ""
+        short = file_type.removeprefix("MOSTLY_").removeprefix("ALL_") or None
+        bos, adds_bos = scalar("tokenizer.ggml.bos_token_id"), scalar("tokenizer.ggml.add_bos_token")
+        return GGUFInfo(
+            bos_id=int(bos) if bos is not None and adds_bos else None,
+            architecture=architecture,
+            context_length=int(context) if context else None,
+            chat_template=scalar("tokenizer.chat_template"),
+            quantization={"format": "gguf", "type": short, **quantization},
+        )
+
+
+def gguf_path(spec: str | Path, what: str) -> Path:
+    """A GGUF file from a path or `pkg:PACKAGE/FILE`; a one-line ValueError otherwise."""
+    spec = str(spec)
+    if spec.startswith("pkg:"):
+        from evals.models import resolve_model
+
+        spec = resolve_model(spec)
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        raise ValueError(f"{what} {spec!r} is a directory, not a GGUF file; {_FIX}")
+    if not path.is_file():
+        raise ValueError(f"{what} file {spec!r} does not exist; {_FIX}")
+    if path.suffix != ".gguf":
+        raise ValueError(f"{what} file {spec!r} is not a .gguf file; {_FIX}")
+    return path.resolve()
+
+
+def file_identity(path: Path | None) -> dict[str, Any] | None:
+    return None if path is None else {"file": path.name, "quick_sha256": quick_digest([path])}
+
+
+@functools.cache
+def supports_flag(binary: str, flag: str) -> bool:
+    """Whether `binary --help` lists `flag` (e.g. --kv-unified, absent from older builds)."""
+    try:
+        result = subprocess.run([binary, "--help"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return flag in result.stdout + result.stderr
+
+
+# --- the backend --------------------------------------------------------------------------
+
+
+class LlamaCppBackend(OpenAIBackend):
+    """A GGUF model on a private llama-server (see the module docstring)."""
+
+    name = "llamacpp"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        mmproj: str | None = None,
+        server_binary: str | None = None,
+        parallel: int = 4,
+        ctx_size: int | None = None,
+        threads: int | None = None,
+        max_soft_tokens: int | None = None,
+        draft_model: str | None = None,
+        draft_tokens: int | None = None,
+        startup_timeout: float = 120.0,
+        extra_args: Sequence[str] = (),
+        timeout: float = 600.0,
+        max_retries: int = 2,
+        use_n: bool = False,
+        progress: bool = True,
+    ) -> None:
+        for name, value in (
+            ("parallel", parallel),
+            ("ctx_size", ctx_size),
+            ("max_soft_tokens", max_soft_tokens),
+        ):
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+        if draft_tokens is not None and draft_model is None:
+            raise ValueError("draft_tokens needs draft_model; pass the MTP drafter's .gguf as draft_model")
+        self.model_path = gguf_path(model, "model")
+        self.mmproj_path = gguf_path(mmproj, "mmproj") if mmproj is not None else None
+        self.draft_path = gguf_path(draft_model, "draft_model") if draft_model is not None else None
+        binary = find_llama_server(server_binary)
+        self.info = GGUFInfo.read(self.model_path)
+        self.bos_id = self.info.bos_id  # for evals.parity's one-BOS check
+        self.max_soft_tokens = max_soft_tokens
+        self.draft_tokens = draft_tokens
+        self.unified_kv = supports_flag(str(binary), "--kv-unified")
+        per_sequence = ctx_size or self.info.context_length or DEFAULT_CTX_SIZE
+        self.server = LlamaServer(
+            self.model_path,
+            mmproj=self.mmproj_path,
+            parallel=parallel,
+            # A unified cache lets any one sequence use the whole pool; split caches give each slot 1/parallel.
+            ctx_size=per_sequence if self.unified_kv else per_sequence * parallel,
+            threads=threads,
+            extra_args=(*self._server_args(), *map(str, extra_args)),
+            binary=binary,
+            startup_timeout=startup_timeout,
+        ).start()
+        try:
+            super().__init__(
+                self.model_path.name,
+                base_url=f"{self.server.base_url}/v1",
+                concurrency=parallel,
+                timeout=timeout,
+                max_retries=max_retries,
+                use_n=use_n,
+                progress=progress,
+            )
+        except Exception:
+            self.server.stop()
+            raise
+
+    def _server_args(self) -> list[str]:
+        args = list(FIXED_ARGS) + (["--kv-unified"] if self.unified_kv else [])
+        if self.max_soft_tokens is not None:
+            budget = str(self.max_soft_tokens)
+            args += ["--image-min-tokens", budget, "--image-max-tokens", budget]
+        if self.draft_path is not None:
+            args += ["--spec-type", "draft-mtp", "-md", str(self.draft_path)]
+            if self.draft_tokens is not None:
+                args += ["--spec-draft-n-max", str(self.draft_tokens)]
+        return args
+
+    # --- generation: fail fast once the server is gone ---
+
+    async def attempt(self, client: httpx.AsyncClient, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        self._check_server()
+        try:
+            return await super().attempt(client, path, body)
+        except Transient:
+            self._check_server()
+            raise
+
+    def _check_server(self) -> None:
+        process = self.server.process
+        if process is None or process.poll() is not None:
+            code = None if process is None else process.returncode
+            log = last_log_line(self.server.log_path) if self.server.log_path else "(no log)"
+            raise RequestFailed(f"llama-server is not running (exit code {code}): {log}")
+
+    # --- parity helpers ---
+
+    def render(self, request: Request) -> list[int]:
+        """The prompt token ids the server feeds the model for a text request: the chat template
+        applied by the server (/apply-template), tokenized with BOS and special tokens parsed
+        (/tokenize), exactly as /v1/chat/completions does; raw prompts are tokenized the same way."""
+        if any(isinstance(part, ImagePart | AudioPart) for part in iter_parts(request.messages)):
+            raise UnsupportedInput(
+                f"request {request.key}: render() takes text requests only; "
+                "the server inserts image and audio soft tokens itself"
+            )
+        prompt = request.prompt
+        if prompt is None:
+            body = chat_wire.chat_payload(request, self.model)
+            applied = self._post(
+                "/apply-template", {k: body[k] for k in ("messages", "chat_template_kwargs")}
+            )
+            prompt = applied["prompt"]
+        return list(
+            self._post("/tokenize", {"content": prompt, "add_special": True, "parse_special": True})["tokens"]
+        )
+
+    def greedy_ids(self, prompt_ids: Sequence[int], max_tokens: int) -> list[int]:
+        """Greedy (temperature 0) continuation of exactly `prompt_ids` (no BOS added), at most
+        `max_tokens` ids, ending before the first end-of-generation token (which is not returned)."""
+        if max_tokens < 1:
+            return []
+        if not prompt_ids:
+            raise ValueError("greedy_ids needs at least one prompt token id")
+        body = {
+            "prompt": [int(i) for i in prompt_ids],
+            "n_predict": max_tokens,
+            "temperature": 0.0,
+            "return_tokens": True,
+            "cache_prompt": False,
+        }
+        result = self._post("/completion", body)
+        tokens = list(result["tokens"])
+        if result.get("stop_type") == "eos" and tokens:
+            tokens = tokens[:-1]  # the end-of-generation token that stopped it
+        return tokens
+
+    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        self._check_server()
+        with httpx.Client(base_url=self.server.base_url, timeout=self.timeout, trust_env=False) as client:
+            response = client.post(path, json=body)
+        if response.status_code != 200:
+            raise RuntimeError(
+                f"llama-server {path} answered HTTP {response.status_code}: {response.text[:200]}"
+            )
+        return response.json()
+
+    # --- identity and lifetime ---
+
+    def _server_identity(self) -> dict[str, Any]:
+        """llama-server's version and what it reports about the loaded model (the path-free part)."""
+        served = self.served_models()
+        meta = dict(served[0].get("meta", {})) if len(served) == 1 else {}
+        meta.pop("n_ctx", None)  # the context size in force, not the model's (it is under "location")
+        return {"llama_server": self.server.version, "meta": meta}
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Server version, weights identity (file name + quick digest), quantization (GGUF file
+        type), chat template hash, projector and drafter identity, image budget; paths and the URL
+        go under "location"."""
+        if self._fingerprint is None:
+            fingerprint = super().fingerprint()
+            fingerprint.update(
+                {
+                    "weights": file_identity(self.model_path),
+                    "architecture": self.info.architecture,
+                    "quantization": self.info.quantization,
+                    "chat_template_sha256": text_sha256(self.info.chat_template),
+                    "mmproj": file_identity(self.mmproj_path),
+                    "max_soft_tokens": self.max_soft_tokens,
+                    "draft_model": file_identity(self.draft_path),
+                    "draft_tokens": self.draft_tokens,
+                    "server_args": list(FIXED_ARGS),
+                }
+            )
+            fingerprint["location"].update(
+                {
+                    "model": str(self.model_path),
+                    "mmproj": str(self.mmproj_path) if self.mmproj_path else None,
+                    "draft_model": str(self.draft_path) if self.draft_path else None,
+                    "server_binary": str(self.server.binary),
+                    "ctx_size": self.server.ctx_size,
+                    "parallel": self.server.parallel,
+                }
+            )
+        return self._fingerprint
+
+    def close(self) -> None:
+        """Stop the server (idempotent)."""
+        super().close()
+        self.server.stop()
