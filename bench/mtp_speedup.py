@@ -108,7 +108,7 @@ def main() -> None:
         common = {"device": args.device, "dtype": args.dtype, "progress": False}
         plain = HFBackend(model, batch_size=1, **common)
         batched = HFBackend(model, batch_size=args.prompts, **common)
-        mtp = HFBackend(model, draft_model=draft, num_assistant_tokens=args.num_assistant_tokens, **common)
+        mtp = HFBackend(model, draft_model=draft, draft_tokens=args.num_assistant_tokens, **common)
         label = "tiny random Gemma 4 + tiny random drafter" if not args.model else f"{model} + {draft}"
         print(f"model: {label} on {mtp.device}, {mtp.dtype}, {torch.get_num_threads()} threads")
         requests = build_requests(args.prompts, args.new_tokens)

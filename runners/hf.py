@@ -274,7 +274,7 @@ class HFBackend:
         max_soft_tokens: int | None = None,
         progress: bool = True,
         draft_model: str | None = None,
-        num_assistant_tokens: int | None = None,
+        draft_tokens: int | None = None,
     ):
         if not progress:  # transformers' own bars (weight loading; its GGUF conversion bar is plain tqdm)
             transformers.utils.logging.disable_progress_bar()
@@ -285,8 +285,8 @@ class HFBackend:
         self.dtype = resolve_dtype(dtype, self.device)
         self.max_soft_tokens = max_soft_tokens
         self._sizer = resolve_batch_sizer(batch_size, max_batch_size)
-        if num_assistant_tokens is not None and draft_model is None:
-            raise ValueError("num_assistant_tokens needs draft_model (an MTP assistant directory)")
+        if draft_tokens is not None and draft_model is None:
+            raise ValueError("draft_tokens needs draft_model (an MTP assistant directory)")
         self._fingerprint: dict[str, Any] | None = None
         self._processor_error: str | None = None  # why AutoProcessor failed, for media requests
         # Opt-in diagnostic record: set to {} and each completion's generated token ids are kept
@@ -300,7 +300,7 @@ class HFBackend:
                 self.model,
                 dtype=self.dtype,
                 device=self.device,
-                num_assistant_tokens=num_assistant_tokens,
+                num_assistant_tokens=draft_tokens,
             )
             self._sizer = BatchSizer(1, adaptive=False)  # assisted generation is batch-1 only
         self.media = MediaEncoder(self.processor, max_soft_tokens) if self.processor is not None else None

@@ -70,7 +70,7 @@ def load_drafter(
 ) -> Drafter:
     """Load and check the drafter at `path` for `target`; every failure is a one-line ValueError."""
     if num_assistant_tokens is not None and num_assistant_tokens < 1:
-        raise ValueError(f"num_assistant_tokens must be >= 1, got {num_assistant_tokens}")
+        raise ValueError(f"draft_tokens must be >= 1, got {num_assistant_tokens}")
     directory = Path(path).expanduser()
     if not directory.is_dir():
         raise _fail(path, "is not a directory" if directory.exists() else "does not exist")

@@ -145,8 +145,8 @@ class VLLMOptions:
     dtype: str = "auto"
     max_soft_tokens: int | None = None
     limit_mm_per_prompt: dict[str, int] | None = None
-    speculative_model: str | None = None
-    num_speculative_tokens: int | None = None
+    draft_model: str | None = None
+    draft_tokens: int | None = None
     seed: int = 0
     enforce_eager: bool = False
     engine_args: dict[str, Any] = field(default_factory=dict)
@@ -156,14 +156,14 @@ class VLLMOptions:
         _positive_int("data_parallel_size", self.data_parallel_size)
         _positive_int("max_model_len", self.max_model_len, optional=True)
         _positive_int("max_soft_tokens", self.max_soft_tokens, optional=True)
-        _positive_int("num_speculative_tokens", self.num_speculative_tokens, optional=True)
+        _positive_int("draft_tokens", self.draft_tokens, optional=True)
         if self.dtype not in DTYPES:
             raise ValueError(f"unknown dtype {self.dtype!r}; choose one of: {', '.join(DTYPES)}")
         memory = self.gpu_memory_utilization
         if memory is not None and (isinstance(memory, bool) or not 0 < memory <= 1):
             raise ValueError(f"gpu_memory_utilization must be in (0, 1], got {memory!r}")
-        if self.num_speculative_tokens is not None and self.speculative_model is None:
-            raise ValueError("num_speculative_tokens needs speculative_model (the MTP drafter checkpoint)")
+        if self.draft_tokens is not None and self.draft_model is None:
+            raise ValueError("draft_tokens needs draft_model (the MTP drafter checkpoint)")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ValueError(f"seed must be an integer, got {self.seed!r}")
         clash = sorted(set(self.engine_args) & set(OWN_ENGINE_KEYS))
@@ -174,12 +174,12 @@ class VLLMOptions:
 
     @property
     def speculative_config(self) -> dict[str, Any] | None:
-        if self.speculative_model is None:
+        if self.draft_model is None:
             return None
         return {
             "method": MTP_METHOD,
-            "model": self.speculative_model,
-            "num_speculative_tokens": self.num_speculative_tokens or 1,
+            "model": self.draft_model,
+            "num_speculative_tokens": self.draft_tokens or 1,
         }
 
     def llm_kwargs(self) -> dict[str, Any]:
@@ -461,8 +461,8 @@ class VLLMBackend:
         dtype: str = "auto",
         max_soft_tokens: int | None = None,
         limit_mm_per_prompt: dict[str, int] | str | None = None,
-        speculative_model: str | None = None,
-        num_speculative_tokens: int | None = None,
+        draft_model: str | None = None,
+        draft_tokens: int | None = None,
         use_n: bool = False,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         seed: int = 0,
@@ -473,7 +473,7 @@ class VLLMBackend:
     ):
         import_vllm()  # a clear error before anything else when vLLM is missing
         path, local = resolve_model(model)
-        drafter = resolve_model(speculative_model)[0] if speculative_model is not None else None
+        drafter = resolve_model(draft_model)[0] if draft_model is not None else None
         self.options = VLLMOptions(
             model=path,
             local=local,
@@ -485,8 +485,8 @@ class VLLMBackend:
             dtype=dtype,
             max_soft_tokens=max_soft_tokens,
             limit_mm_per_prompt=_mm_limits(limit_mm_per_prompt),
-            speculative_model=drafter,
-            num_speculative_tokens=num_speculative_tokens,
+            draft_model=drafter,
+            draft_tokens=draft_tokens,
             seed=seed,
             enforce_eager=bool(enforce_eager),
             engine_args=_mapping("engine_args", engine_args, '{"quantization": "fp8"}'),
@@ -523,13 +523,13 @@ class VLLMBackend:
             opts = self.options
             directory = local_directory(opts.model, opts.local, opts.revision)
             drafter = None
-            if opts.speculative_model is not None:
-                spec_path, spec_local = resolve_model(opts.speculative_model)
+            if opts.draft_model is not None:
+                spec_path, spec_local = resolve_model(opts.draft_model)
                 drafter = {
                     "method": MTP_METHOD,
                     "model": Path(spec_path).name if spec_local else spec_path,
                     "weights": weights_identity(local_directory(spec_path, spec_local, None)),
-                    "num_speculative_tokens": opts.num_speculative_tokens or 1,
+                    "num_speculative_tokens": opts.draft_tokens or 1,
                 }
             self._fingerprint = {
                 "backend": self.name,
@@ -547,7 +547,7 @@ class VLLMBackend:
                 "engine_args": opts.engine_args,
                 "location": {
                     "model": opts.model,
-                    "speculative_model": opts.speculative_model,
+                    "draft_model": opts.draft_model,
                     "tensor_parallel_size": opts.tensor_parallel_size,
                     "data_parallel_size": opts.data_parallel_size,
                     "gpu_memory_utilization": opts.gpu_memory_utilization,

@@ -226,7 +226,7 @@ class Checker:
     def mtp(self, dtype: str) -> tuple[bool, str, dict[str, Any]]:
         """Greedy with the drafter: within tolerance of the reference, the same as plain generation
         on the device (printed), and the drafter actually drafted."""
-        backend = self.backend(dtype, draft_model=self.draft, num_assistant_tokens=3)
+        backend = self.backend(dtype, draft_model=self.draft, draft_tokens=3)
         calls = [0]
         backend.draft.model.register_forward_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
         got = generated_ids(backend, self.groups)

@@ -45,7 +45,10 @@ def evals(*args: str) -> subprocess.CompletedProcess[str]:
             "backend 'hf' has no option 'foo'; its options: batch_size",
         ),
         (("parity", "--a", "nope:x", "--b", "hf:x"), "'nope:x' is not BACKEND:MODEL"),
-        (("parity", "--a", "hf:x", "--b", "hf:x", "--a-opt", "bogus=1"), "backend 'hf' has no option 'bogus'"),
+        (
+            ("parity", "--a", "hf:x", "--b", "hf:x", "--a-opt", "bogus=1"),
+            "backend 'hf' has no option 'bogus'",
+        ),
     ],
 )
 def test_user_errors_are_one_line_with_exit_code_2(args: tuple[str, ...], needle: str) -> None:

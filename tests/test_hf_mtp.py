@@ -101,7 +101,7 @@ def plain(tiny_dir: Path) -> HFBackend:
 @pytest.fixture(scope="module")
 def mtp(tiny_dir: Path, draft_dir: Path) -> HFBackend:
     return HFBackend(
-        str(tiny_dir), draft_model=str(draft_dir), num_assistant_tokens=3, max_soft_tokens=70, progress=False
+        str(tiny_dir), draft_model=str(draft_dir), draft_tokens=3, max_soft_tokens=70, progress=False
     )
 
 
@@ -213,11 +213,9 @@ def test_bad_draft_model_is_a_one_line_error(tiny_dir: Path, draft_dir: Path, tm
     (tmp_path / "empty").mkdir()
     assert "has no config.json" in bad_draft_error(tiny_dir, str(tmp_path / "empty"))
     assert "'gemma4_unified' model, not an MTP assistant" in bad_draft_error(tiny_dir, str(tiny_dir))
-    assert "num_assistant_tokens must be >= 1" in bad_draft_error(
-        tiny_dir, str(draft_dir), num_assistant_tokens=0
-    )
-    with pytest.raises(ValueError, match="num_assistant_tokens needs draft_model"):
-        HFBackend(str(tiny_dir), num_assistant_tokens=2, progress=False)
+    assert "draft_tokens must be >= 1" in bad_draft_error(tiny_dir, str(draft_dir), draft_tokens=0)
+    with pytest.raises(ValueError, match="draft_tokens needs draft_model"):
+        HFBackend(str(tiny_dir), draft_tokens=2, progress=False)
 
 
 def test_drafter_for_another_target_is_refused(tiny_dir: Path, tmp_path: Path) -> None:

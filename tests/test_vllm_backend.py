@@ -131,7 +131,7 @@ def test_missing_vllm_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch, model
         ({"data_parallel_size": "2x"}, "data_parallel_size must be a positive integer"),
         ({"dtype": "fp7"}, "unknown dtype 'fp7'; choose one of"),
         ({"gpu_memory_utilization": 1.5}, r"gpu_memory_utilization must be in \(0, 1\]"),
-        ({"num_speculative_tokens": 2}, "num_speculative_tokens needs speculative_model"),
+        ({"draft_tokens": 2}, "draft_tokens needs draft_model"),
         (
             {"engine_args": {"max_model_len": 9}},
             "engine_args sets 'max_model_len'.*pass it as max_model_len=",
@@ -164,8 +164,8 @@ def test_engine_gets_exactly_the_options(standin: Any, model_dir: Path, tmp_path
         dtype="bfloat16",
         max_soft_tokens=280,
         limit_mm_per_prompt="image=4,audio=2",
-        speculative_model=str(drafter),
-        num_speculative_tokens=3,
+        draft_model=str(drafter),
+        draft_tokens=3,
         seed=7,
         enforce_eager=True,
         revision="abc123",
@@ -390,9 +390,7 @@ def test_fingerprint_contents_and_location(model_dir: Path, tmp_path: Path) -> N
     drafter = tmp_path / "drafter"
     drafter.mkdir()
     (drafter / "model.safetensors").write_bytes(b"drafter")
-    print_ = make(
-        model_dir, max_soft_tokens=280, speculative_model=str(drafter), num_speculative_tokens=2
-    ).fingerprint()
+    print_ = make(model_dir, max_soft_tokens=280, draft_model=str(drafter), draft_tokens=2).fingerprint()
     assert print_["backend"] == "vllm" and print_["vllm"] == "0.33.0"
     assert print_["model"] == "tiny-model" and print_["weights"]["files"] == ["model.safetensors"]
     assert len(print_["weights"]["quick_sha256"]) == 64 and len(print_["chat_template_sha256"]) == 64
