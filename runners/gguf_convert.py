@@ -74,3 +74,29 @@ def _last_error(output: str) -> str:
     lines = [line.strip() for line in output.splitlines() if line.strip()]
     errors = [line for line in lines if "Error" in line or "error" in line]
     return (errors or lines or ["no output"])[-1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m runners.gguf_convert MODEL_DIR OUT.gguf [--outtype f16] [--mmproj]`."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m runners.gguf_convert",
+        description="Convert a Hugging Face model directory to GGUF with llama.cpp's own converter.",
+    )
+    parser.add_argument("model_dir", type=Path)
+    parser.add_argument("outfile", type=Path)
+    parser.add_argument("--outtype", default="f32", help="f32, f16, bf16, q8_0, ... (default f32)")
+    parser.add_argument("--mmproj", action="store_true", help="write the multimodal projector instead")
+    args = parser.parse_args(argv)
+    try:
+        path = convert_to_gguf(args.model_dir, args.outfile, outtype=args.outtype, mmproj=args.mmproj)
+    except (ValueError, ConversionError) as exc:
+        print(f"gguf_convert: error: {exc}", file=sys.stderr)
+        return 2
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

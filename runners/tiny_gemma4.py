@@ -14,6 +14,7 @@ torchvision-backed, so building it needs torchvision (imported only then). Nothi
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -340,4 +341,17 @@ def save_tiny_gemma4_assistant(
         target_config = target_dir_or_model.config
     path = Path(path)
     build_tiny_gemma4_assistant(target_config, seed).save_pretrained(path)
+    return path
+
+
+def save_tiny_gemma4_assistant_gguf_ready(path: str | Path, target_dir: str | Path, seed: int = 0) -> Path:
+    """Save the tiny drafter for the target in `target_dir` (saved by `save_tiny_gemma4_gguf_ready`)
+    in a form llama.cpp's converter accepts: with the target's tokenizer files next to it (the
+    converter reads the vocabulary from them; the drafter shares the target's) and the config
+    patched by `patch_config_for_llama_cpp`. It does not convert; see `runners.gguf_convert`."""
+    target_dir = Path(target_dir)
+    path = save_tiny_gemma4_assistant(path, target_dir, seed)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(target_dir / name, path / name)
+    patch_config_for_llama_cpp(path)
     return path

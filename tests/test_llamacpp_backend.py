@@ -20,7 +20,7 @@ import pytest
 from evals import registry
 from evals.schema import AudioPart, Completion, ImagePart, Message, Part, Request, Sampling
 from runners.llama_server import LlamaServer, LlamaServerError, LlamaServerNotFound, find_llama_server
-from runners.llamacpp import LlamaCppBackend, UnsupportedInput
+from runners.llamacpp import GGUFInfo, LlamaCppBackend, UnsupportedInput
 
 GREEDY = Sampling(max_tokens=12)
 BOS = 2  # the tiny Gemma's <bos>
@@ -387,15 +387,11 @@ def test_server_that_cannot_start_is_a_one_line_error_quoting_its_log(tiny_gemma
 
 @pytest.fixture(scope="module")
 def tiny_drafter_gguf(tiny_gemma4_gguf, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import shutil
-
     from runners.gguf_convert import convert_to_gguf
-    from runners.tiny_gemma4 import patch_config_for_llama_cpp, save_tiny_gemma4_assistant
+    from runners.tiny_gemma4 import save_tiny_gemma4_assistant_gguf_ready
 
-    directory = save_tiny_gemma4_assistant(tmp_path_factory.mktemp("drafter") / "hf", tiny_gemma4_gguf.hf_dir)
-    for name in ("tokenizer.json", "tokenizer_config.json"):  # the converter reads the vocabulary
-        shutil.copy(tiny_gemma4_gguf.hf_dir / name, directory / name)
-    patch_config_for_llama_cpp(directory)
+    hf_dir = tmp_path_factory.mktemp("drafter") / "hf"
+    directory = save_tiny_gemma4_assistant_gguf_ready(hf_dir, tiny_gemma4_gguf.hf_dir)
     return convert_to_gguf(directory, directory.parent / "drafter.gguf")
 
 
@@ -423,3 +419,22 @@ def test_mtp_drafting_keeps_greedy_output(
         assert slots[0]["speculative"] is True  # the drafter is loaded and drafting (acceptance ~0: random)
     finally:
         backend.close()
+
+
+def test_convert_command_line(tmp_path: Path, tiny_gemma4_gguf) -> None:
+    """`python -m runners.gguf_convert` writes a GGUF of the asked type; bad input is one line, exit 2."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "tiny.f16.gguf"
+    done = subprocess.run(
+        [sys.executable, "-m", "runners.gguf_convert", str(tiny_gemma4_gguf.hf_dir), str(out), "--outtype", "f16"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert GGUFInfo.read(out).quantization["type"] == "F16"
+    bad = subprocess.run(
+        [sys.executable, "-m", "runners.gguf_convert", str(tmp_path / "nothing"), str(out)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "config.json" in bad.stderr
