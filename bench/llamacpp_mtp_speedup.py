@@ -27,26 +27,16 @@ Usage: python bench/llamacpp_mtp_speedup.py [--model X.gguf --draft Y.gguf] [--p
 from __future__ import annotations
 
 import argparse
-import itertools
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from evals.schema import Message, Request, Sampling
+from chat_prompts import build_requests
+
+from evals.schema import Request
 from runners.llamacpp import LlamaCppBackend
 from runners.openai import Job
-
-ASKS = (
-    "Explain in two sentences why the sky is blue.",
-    "List the first ten prime numbers, separated by commas.",
-    "Write a short Python function that reverses a string.",
-    "What is 17 times 23? Show the steps.",
-    "Summarise the plot of Romeo and Juliet in three sentences.",
-    "Translate 'good morning, how are you?' into French.",
-    "Give three tips for writing clear technical documentation.",
-    "Describe how a hash table works.",
-)
 
 
 class RecordingBackend(LlamaCppBackend):
@@ -71,15 +61,6 @@ def tiny_pair(directory: Path) -> tuple[str, str]:
     model = convert_to_gguf(target, directory / "model.gguf", outtype="f32")
     drafter = convert_to_gguf(draft, directory / "drafter.gguf", outtype="f32")
     return str(model), str(drafter)
-
-
-def build_requests(count: int, new_tokens: int) -> list[Request]:
-    sampling = Sampling(max_tokens=new_tokens)
-    asks = itertools.islice(itertools.cycle(ASKS), count)
-    return [
-        Request(key=str(i), sample_id=str(i), repeat=0, sampling=sampling, messages=(Message.user(a),))
-        for i, a in enumerate(asks)
-    ]
 
 
 class Run:

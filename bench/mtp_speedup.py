@@ -20,26 +20,15 @@ Usage: python bench/mtp_speedup.py [--model DIR --draft DIR] [--prompts 8] [--ne
 from __future__ import annotations
 
 import argparse
-import itertools
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from chat_prompts import build_requests
 
-from evals.schema import Message, Request, Sampling
+from evals.schema import Request
 from runners.hf import HFBackend
-
-ASKS = (
-    "Explain in two sentences why the sky is blue.",
-    "List the first ten prime numbers, separated by commas.",
-    "Write a short Python function that reverses a string.",
-    "What is 17 times 23? Show the steps.",
-    "Summarise the plot of Romeo and Juliet in three sentences.",
-    "Translate 'good morning, how are you?' into French.",
-    "Give three tips for writing clear technical documentation.",
-    "Describe how a hash table works.",
-)
 
 
 class CallCounter:
@@ -61,15 +50,6 @@ def tiny_pair(directory: Path) -> tuple[str, str]:
 
     target = save_tiny_gemma4(directory / "target")
     return str(target), str(save_tiny_gemma4_assistant(directory / "draft", target))
-
-
-def build_requests(count: int, new_tokens: int) -> list[Request]:
-    sampling = Sampling(max_tokens=new_tokens)
-    asks = itertools.islice(itertools.cycle(ASKS), count)
-    return [
-        Request(key=str(i), sample_id=str(i), repeat=0, sampling=sampling, messages=(Message.user(a),))
-        for i, a in enumerate(asks)
-    ]
 
 
 def timed(backend: HFBackend, requests: list[Request]) -> tuple[float, int, list[str]]:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import io
 import json
 import os
 import platform
@@ -41,13 +40,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import transformers
 
 from evals.schema import AudioPart, ImagePart, Message, Part, Request, Sampling
 from runners.hf import HFBackend, error_completion_message
 from runners.hf_media import collate, has_media
+from runners.synthetic_media import noise_png, noise_wav
 from runners.tiny_gemma4 import save_tiny_gemma4, save_tiny_gemma4_assistant
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,24 +68,6 @@ class Check:
 # --- requests -------------------------------------------------------------------------------
 
 
-def png(seed: int, height: int = 40, width: int = 56) -> bytes:
-    from PIL import Image
-
-    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def wav(seed: int, seconds: float = 0.8, rate: int = 16_000) -> bytes:
-    import soundfile
-
-    samples = (np.random.default_rng(seed).standard_normal(round(seconds * rate)) * 0.1).astype(np.float32)
-    buffer = io.BytesIO()
-    soundfile.write(buffer, samples, rate, format="WAV", subtype="PCM_16")
-    return buffer.getvalue()
-
-
 def request(key: str, *parts: Part | str, sampling: Sampling) -> Request:
     return Request(key=key, sample_id=key, repeat=0, sampling=sampling, messages=(Message.user(*parts),))
 
@@ -98,8 +79,10 @@ def request_groups(max_tokens: int) -> dict[str, list[Request]]:
     return {
         "text": [request("text", " ".join(WORDS[:6]), sampling=greedy)],
         "batch": [request(f"batch{n}", " ".join(WORDS[:n]), sampling=greedy) for n in (2, 5, 9, 16)],
-        "image": [request("image", ImagePart(data=png(1)), "describe the picture", sampling=greedy)],
-        "audio": [request("audio", AudioPart(data=wav(2)), "transcribe this clip", sampling=greedy)],
+        "image": [request("image", ImagePart(data=noise_png(1)), "describe the picture", sampling=greedy)],
+        "audio": [
+            request("audio", AudioPart(data=noise_wav(0.8, seed=2)), "transcribe this clip", sampling=greedy)
+        ],
     }
 
 

@@ -24,30 +24,15 @@ from transformers import AutoProcessor  # noqa: E402
 from evals.schema import AudioPart, Completion, ImagePart, Message, Part, Request, Sampling  # noqa: E402
 from runners.hf import HFBackend  # noqa: E402
 from runners.hf_media import AudioLimits, MediaError, load_audio  # noqa: E402
+from runners.synthetic_media import noise_png as png  # noqa: E402
+from runners.synthetic_media import noise_samples  # noqa: E402
+from runners.synthetic_media import noise_wav as wav  # noqa: E402
 from runners.tiny_gemma4 import save_tiny_gemma4  # noqa: E402
 
 torch.set_num_threads(2)
 
 GREEDY = Sampling(max_tokens=8)
 IMAGE_SIZE = (40, 56)  # height, width: 63 soft tokens at a budget of 70, 266 at 280
-
-
-def png(seed: int = 0, size: tuple[int, int] = IMAGE_SIZE) -> bytes:
-    pixels = np.random.default_rng(seed).integers(0, 256, (*size, 3), dtype=np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def noise(seconds: float, rate: int, channels: int = 1, seed: int = 1) -> np.ndarray:
-    shape = (round(seconds * rate), channels)
-    return (np.random.default_rng(seed).standard_normal(shape) * 0.1).astype(np.float32)
-
-
-def wav(seconds: float, rate: int = 16_000, channels: int = 1, seed: int = 1) -> bytes:
-    buffer = io.BytesIO()
-    soundfile.write(buffer, noise(seconds, rate, channels, seed), rate, format="WAV", subtype="PCM_16")
-    return buffer.getvalue()
 
 
 def ask(key: str, *parts: Part | str, sampling: Sampling = GREEDY) -> Request:
@@ -202,7 +187,7 @@ def test_wrong_sample_rate_is_resampled_not_an_error(processor, backend: HFBacke
     at_44k = backend.render(ask("b", "say", AudioPart(data=wav(1.0, 44_100))))
     assert count(backend, at_16k, "<|audio|>") == count(backend, at_44k, "<|audio|>") == 25
     # What the resampling prevents: the feature extractor ignores the rate, 44.1 kHz gives 69 tokens.
-    raw = processor.feature_extractor(noise(1.0, 44_100)[:, 0], sampling_rate=44_100)
+    raw = processor.feature_extractor(noise_samples(1.0, 44_100)[:, 0], sampling_rate=44_100)
     assert int(raw["input_features_mask"].sum()) == 69
 
 

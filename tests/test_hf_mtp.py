@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import importlib.util
-import io
 import json
 import os
 import subprocess
@@ -18,7 +17,6 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -28,10 +26,10 @@ pytest.importorskip(
 soundfile = pytest.importorskip("soundfile", reason="audio decoding needs soundfile: pip install soundfile")
 pytest.importorskip("soxr", reason="audio resampling needs soxr: pip install soxr")
 
-from PIL import Image  # noqa: E402
 
 from evals.schema import AudioPart, Completion, ImagePart, Message, Part, Request, Sampling  # noqa: E402
 from runners.hf import HFBackend  # noqa: E402
+from runners.synthetic_media import noise_png, noise_wav  # noqa: E402
 from runners.tiny_gemma4 import (  # noqa: E402
     build_tiny_gemma4,
     build_tiny_gemma4_assistant,
@@ -45,20 +43,6 @@ TEXT = "the cat sat on a mat and then ran far away into the night while dogs bar
 WORDS = TEXT.split(" ")
 
 
-def image_bytes(seed: int, height: int = 40, width: int = 56) -> bytes:
-    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def audio_bytes(seed: int, seconds: float = 0.6, rate: int = 16_000) -> bytes:
-    samples = (np.random.default_rng(seed).standard_normal(round(seconds * rate)) * 0.1).astype(np.float32)
-    buffer = io.BytesIO()
-    soundfile.write(buffer, samples, rate, format="WAV", subtype="PCM_16")
-    return buffer.getvalue()
-
-
 def ask(key: str, *parts: Part | str, sampling: Sampling) -> Request:
     return Request(key=key, sample_id=key, repeat=0, sampling=sampling, messages=(Message.user(*parts),))
 
@@ -69,10 +53,14 @@ def mixed_requests(sampling: Sampling) -> list[Request]:
         ask("text-short", " ".join(WORDS[:2]), sampling=sampling),
         ask("text-mid", " ".join(WORDS[:7]), sampling=sampling),
         ask("text-long", " ".join(WORDS), sampling=sampling),
-        ask("image", ImagePart(data=image_bytes(1)), "what is this?", sampling=sampling),
-        ask("audio", AudioPart(data=audio_bytes(2)), "transcribe", sampling=sampling),
+        ask("image", ImagePart(data=noise_png(1)), "what is this?", sampling=sampling),
+        ask("audio", AudioPart(data=noise_wav(0.6, seed=2)), "transcribe", sampling=sampling),
         ask(
-            "both", ImagePart(data=image_bytes(3)), AudioPart(data=audio_bytes(4)), "and?", sampling=sampling
+            "both",
+            ImagePart(data=noise_png(3)),
+            AudioPart(data=noise_wav(0.6, seed=4)),
+            "and?",
+            sampling=sampling,
         ),
     ]
 

@@ -6,7 +6,6 @@ server are marked slow (each server starts in well under a second on these model
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import signal
@@ -14,13 +13,14 @@ import time
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pytest
 
 from evals import registry
 from evals.schema import AudioPart, Completion, ImagePart, Message, Part, Request, Sampling
 from runners.llama_server import LlamaServer, LlamaServerError, LlamaServerNotFound, find_llama_server
 from runners.llamacpp import GGUFInfo, LlamaCppBackend, UnsupportedInput
+from runners.synthetic_media import noise_png as png
+from runners.synthetic_media import noise_wav as wav
 
 GREEDY = Sampling(max_tokens=12)
 BOS = 2  # the tiny Gemma's <bos>
@@ -34,28 +34,6 @@ def ask(key: str, *parts: Part | str, sampling: Sampling = GREEDY, system: str |
 
 def run(backend: LlamaCppBackend, *requests: Request) -> dict[str, Completion]:
     return {c.key: c for c in backend.generate(list(requests))}
-
-
-def png(seed: int = 0) -> bytes:
-    from PIL import Image
-
-    pixels = np.random.default_rng(seed).integers(0, 256, (*IMAGE_SIZE, 3), dtype=np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def wav(seconds: float, rate: int = 16_000) -> bytes:
-    import wave
-
-    samples = (np.random.default_rng(1).standard_normal(round(seconds * rate)) * 3000).astype("<i2")
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(samples.tobytes())
-    return buffer.getvalue()
 
 
 @pytest.fixture(scope="module")
