@@ -236,7 +236,7 @@ def _load(side: Side, plans: Sequence[PlannedRow], show_progress: bool) -> Backe
     budgets = {p.row.settings["image_tokens"].value for p in plans if "image_tokens" in p.row.settings}
     if len(budgets) == 1 and "max_soft_tokens" in accepted:
         options.setdefault("max_soft_tokens", budgets.pop())
-    return cls(resolve_model(side.model), **options)
+    return cls(resolve_model(side.model, side.backend), **options)
 
 
 def _has_media(request: Request) -> bool:

@@ -126,7 +126,7 @@ def _generate(
     backend_name: str, spec: str, plans: list[PlannedRow], options: RunOptions, cache: CompletionCache
 ) -> Generated:
     """Load one backend and generate every request of `plans` (then their follow-up turns)."""
-    model = resolve_model(spec)
+    model = resolve_model(spec, backend_name)
     backend_cls = registry.backend_class(backend_name)
     backend_options = _backend_options([p.row for p in plans], backend_cls, options.backend_options)
     if not options.show_progress and "progress" in inspect.signature(backend_cls).parameters:

@@ -4,7 +4,8 @@ llama-server, driven through the OpenAI-compatible client.
 On construction it starts `llama-server` (`runners.llama_server`) on a free loopback port with one
 slot per concurrent request (`parallel`), a unified KV cache (`--kv-unified`: all slots share one
 pool of `ctx_size` tokens and any one sequence may use all of it; the default `ctx_size` is the
-model's trained context length), the multimodal projector (`mmproj`) for image and audio parts, an
+model's trained context length), the multimodal projector (`mmproj`: a path, or by default the one
+`mmproj*.gguf` beside the model file, as GGUF releases ship it) for image and audio parts, an
 image token budget matching the HF backend's `max_soft_tokens` (`--image-min-tokens` =
 `--image-max-tokens` = budget: images are scaled to fill it, as the Gemma 4 processor does), and
 optionally an MTP drafter (`draft_model`: `--spec-type draft-mtp -md`). Generation is
@@ -124,6 +125,20 @@ def gguf_path(spec: str | Path, what: str) -> Path:
     return path.resolve()
 
 
+def find_mmproj(model: Path, mmproj: str | None) -> Path | None:
+    """The projector to load: an explicit path; with "auto", the one `mmproj*.gguf` file beside the
+    model (as GGUF releases ship it), if there is exactly one; None or "none" for text only."""
+    if mmproj is None or mmproj == "none":
+        return None
+    if mmproj != "auto":
+        return gguf_path(mmproj, "mmproj")
+    beside = sorted(p for p in model.parent.glob("*.gguf") if p.name.startswith("mmproj") and p != model)
+    if len(beside) > 1:
+        names = ", ".join(p.name for p in beside)
+        raise ValueError(f"several projectors beside {model.name} ({names}); pick one with mmproj=PATH")
+    return beside[0].resolve() if beside else None
+
+
 def file_identity(path: Path | None) -> dict[str, Any] | None:
     return None if path is None else {"file": path.name, "quick_sha256": quick_digest([path])}
 
@@ -150,7 +165,7 @@ class LlamaCppBackend(OpenAIBackend):
         self,
         model: str,
         *,
-        mmproj: str | None = None,
+        mmproj: str | None = "auto",
         server_binary: str | None = None,
         parallel: int = 4,
         ctx_size: int | None = None,
@@ -175,7 +190,7 @@ class LlamaCppBackend(OpenAIBackend):
         if draft_tokens is not None and draft_model is None:
             raise ValueError("draft_tokens needs draft_model; pass the MTP drafter's .gguf as draft_model")
         self.model_path = gguf_path(model, "model")
-        self.mmproj_path = gguf_path(mmproj, "mmproj") if mmproj is not None else None
+        self.mmproj_path = find_mmproj(self.model_path, mmproj)
         self.draft_path = gguf_path(draft_model, "draft_model") if draft_model is not None else None
         binary = find_llama_server(server_binary)
         self.info = GGUFInfo.read(self.model_path)

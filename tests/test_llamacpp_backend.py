@@ -416,3 +416,52 @@ def test_convert_command_line(tmp_path: Path, tiny_gemma4_gguf) -> None:
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "config.json" in bad.stderr
+
+
+def test_projector_beside_the_model_is_found(tmp_path: Path) -> None:
+    from runners.llamacpp import find_mmproj
+
+    model = tmp_path / "model.Q4_K_M.gguf"
+    model.write_bytes(b"GGUF")
+    assert find_mmproj(model, "auto") is None
+    (tmp_path / "mmproj-f16.gguf").write_bytes(b"GGUF")
+    assert find_mmproj(model, "auto") == (tmp_path / "mmproj-f16.gguf").resolve()
+    assert find_mmproj(model, "none") is None and find_mmproj(model, None) is None
+    (tmp_path / "mmproj-bf16.gguf").write_bytes(b"GGUF")
+    with pytest.raises(ValueError, match=r"several projectors beside model\.Q4_K_M\.gguf"):
+        find_mmproj(model, "auto")
+
+
+@pytest.mark.slow
+def test_smoke_card_runs_on_llama_cpp(
+    tmp_path: Path, llama_server_binary: Path, llama_cpp_converter: Path, smollm2_gguf: Path
+) -> None:
+    """`evals run --backend llamacpp`: SmolLM2's Q4_1 GGUF answers the text rows, and the built-in
+    tiny Gemma 4 becomes a GGUF with its projector for the image and audio rows; nothing fails."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    env = {**os.environ, "EVALS_CACHE": str(tmp_path / "cache" / "completions.sqlite")}
+    done = subprocess.run(
+        [sys.executable, "-m", "evals.cli", "run", "--backend", "llamacpp", "--limit", "2", "--max-tokens", "16",
+         "--no-progress", "--output", str(out)],
+        capture_output=True, text=True, timeout=900, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    info = json.loads((out / "run.json").read_text())
+    assert info["generation"]["failed"] == 0 and info["generation"]["generated"] > 0
+    models = {m["backend"]: m for m in info["models"]}.values()
+    assert all(m["backend"] == "llamacpp" for m in info["models"])
+    gemma = next(m for m in models if "tiny-gemma4" in str(m["resolved"]))
+    assert gemma["resolved"].endswith("model.gguf")
+    assert gemma["fingerprint"]["mmproj"] is not None
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert {r["task"] for r in rows} >= {
+        "mmlu_pro",
+        "gpqa_diamond",
+        "aime",
+        "livecodebench",
+        "mmmu_pro",
+        "covost2",
+    }
