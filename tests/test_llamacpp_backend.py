@@ -465,3 +465,68 @@ def test_smoke_card_runs_on_llama_cpp(
         "mmmu_pro",
         "covost2",
     }
+
+
+def _llama_server_pids() -> set[int]:
+    pids = set()
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if b"llama-server" in (proc / "cmdline").read_bytes().split(b"\0")[0]:
+                    pids.add(int(proc.name))
+            except OSError:
+                continue
+    return pids
+
+
+@pytest.mark.slow
+def test_harness_killed_midway_leaves_no_server_and_resumes(
+    tmp_path: Path, llama_server_binary: Path, smollm2_gguf: Path
+) -> None:
+    """SIGKILL the harness while llama-server generates: the server dies with it (no orphan), and
+    the rerun generates only what the cache lacks, losing and repeating nothing."""
+    import sqlite3
+    import subprocess
+    import sys
+
+    cache = tmp_path / "completions.sqlite"
+    args = [sys.executable, "-m", "evals.cli", "run", "--backend", "llamacpp", "--tasks", "mmlu_pro,gpqa_diamond",
+            "--model", str(smollm2_gguf), "--data", "builtin", "--max-tokens", "48", "--backend-opt", "parallel=1",
+            "--no-progress"]  # fmt: skip
+    env = {**os.environ, "EVALS_CACHE": str(cache)}
+    total = 10 + 7  # the built-in MMLU-Pro and GPQA questions
+
+    def cached() -> int:
+        try:
+            with sqlite3.connect(cache, timeout=5) as db:
+                return db.execute("SELECT COUNT(*) FROM completions").fetchone()[0]
+        except sqlite3.OperationalError:
+            return 0
+
+    before = _llama_server_pids()
+    proc = subprocess.Popen([*args, "--output", str(tmp_path / "a")], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.monotonic() + 300
+    while cached() < 2:
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        assert time.monotonic() < deadline, "nothing cached within 300 s"
+        time.sleep(0.05)
+    ours = _llama_server_pids() - before
+    assert ours, "the run's llama-server was not found"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    kept = cached()
+    assert 2 <= kept < total, "the kill must land midway"
+    deadline = time.monotonic() + 15
+    while ours & _llama_server_pids():
+        assert time.monotonic() < deadline, (
+            f"llama-server outlived the harness: {ours & _llama_server_pids()}"
+        )
+        time.sleep(0.1)
+
+    done = subprocess.run([*args, "--output", str(tmp_path / "b")], env=env, capture_output=True, text=True,
+                          timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    generation = json.loads((tmp_path / "b" / "run.json").read_text())["generation"]
+    assert (generation["cached"], generation["generated"], generation["failed"]) == (kept, total - kept, 0)
+    assert cached() == total
