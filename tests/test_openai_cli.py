@@ -1,0 +1,46 @@
+"""`evals run --backend openai` end to end against a real llama-server on loopback (started here,
+not managed by the harness): the report comes out, the fingerprint names the served model, and a
+second run is served entirely from the cache."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from runners.llama_server import LlamaServer
+
+pytestmark = pytest.mark.slow
+
+
+def test_run_through_an_openai_compatible_server(
+    tmp_path: Path, llama_server_binary: Path, smollm2_gguf: Path
+) -> None:
+    with LlamaServer(smollm2_gguf, parallel=2, ctx_size=4096, binary=str(llama_server_binary)) as server:
+        server.start()
+        args = [sys.executable, "-m", "evals.cli", "run", "--backend", "openai", "--tasks", "mmlu_pro,aime",
+                "--model", "smollm2", "--data", "builtin", "--limit", "3", "--max-tokens", "32",
+                "--backend-opt", f"base_url={server.base_url}/v1", "--backend-opt", "concurrency=2",
+                "--no-progress"]  # fmt: skip
+        env = {**os.environ, "EVALS_CACHE": str(tmp_path / "cache.sqlite")}
+        first = subprocess.run([*args, "--output", str(tmp_path / "a")], capture_output=True, text=True,
+                               env=env, timeout=600)  # fmt: skip
+        assert first.returncode == 0, first.stderr[-2000:]
+        second = subprocess.run([*args, "--output", str(tmp_path / "b")], capture_output=True, text=True,
+                                env=env, timeout=600)  # fmt: skip
+        assert second.returncode == 0, second.stderr[-2000:]
+    run = json.loads((tmp_path / "a" / "run.json").read_text())
+    assert run["generation"]["generated"] == 6 and run["generation"]["failed"] == 0
+    fingerprint = run["model_fingerprint"]
+    assert fingerprint["backend"] == "openai"
+    assert fingerprint["server"]["served_model"]["owned_by"] == "llamacpp"
+    assert "base_url" in json.dumps(fingerprint["location"])
+    assert "| mmlu_pro |" in first.stdout and "| aime |" in first.stdout
+    rerun = json.loads((tmp_path / "b" / "run.json").read_text())["generation"]
+    assert (rerun["cached"], rerun["generated"]) == (6, 0)
+    records = [json.loads(line) for line in (tmp_path / "a" / "samples.jsonl").read_text().splitlines()]
+    assert all(r["raw"] and r["completion_tokens"] > 0 for r in records)
