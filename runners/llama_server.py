@@ -36,6 +36,8 @@ BINARY = "llama-server"
 BUILD_SCRIPT = "scripts/build_llama_cpp.sh"
 HOST = "127.0.0.1"
 _BIND_ERRORS = ("address already in use", "couldn't bind", "failed to bind")
+# Loopback is never reached through a proxy ($http_proxy would otherwise apply to /health).
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 class LlamaServerNotFound(ValueError):
@@ -281,7 +283,7 @@ class LlamaServer:
 
     def _healthy(self) -> bool:
         try:
-            with urllib.request.urlopen(f"{self.base_url}/health", timeout=2) as response:
+            with _NO_PROXY.open(f"{self.base_url}/health", timeout=2) as response:
                 return response.status == 200
         except (urllib.error.URLError, OSError):  # refused while binding, 503 while loading
             return False

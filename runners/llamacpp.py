@@ -143,6 +143,12 @@ def file_identity(path: Path | None) -> dict[str, Any] | None:
     return None if path is None else {"file": path.name, "quick_sha256": quick_digest([path])}
 
 
+def _arg_identity(arg: str) -> Any:
+    """A server argument as it identifies outputs: a file by name and quick digest, not its path."""
+    path = Path(arg).expanduser()
+    return file_identity(path) if path.is_file() else arg
+
+
 @functools.cache
 def supports_flag(binary: str, flag: str) -> bool:
     """Whether `binary --help` lists `flag` (e.g. --kv-unified, absent from older builds)."""
@@ -199,6 +205,8 @@ class LlamaCppBackend(OpenAIBackend):
         self.draft_tokens = draft_tokens
         self.unified_kv = supports_flag(str(binary), "--kv-unified")
         per_sequence = ctx_size or self.info.context_length or DEFAULT_CTX_SIZE
+        self.ctx_per_sequence = per_sequence  # a request's prompt + output must fit in it
+        self.extra_args = tuple(map(str, extra_args))
         self.server = LlamaServer(
             self.model_path,
             mmproj=self.mmproj_path,
@@ -206,7 +214,7 @@ class LlamaCppBackend(OpenAIBackend):
             # A unified cache lets any one sequence use the whole pool; split caches give each slot 1/parallel.
             ctx_size=per_sequence if self.unified_kv else per_sequence * parallel,
             threads=threads,
-            extra_args=(*self._server_args(), *map(str, extra_args)),
+            extra_args=(*self._server_args(), *self.extra_args),
             binary=binary,
             startup_timeout=startup_timeout,
         ).start()
@@ -315,8 +323,9 @@ class LlamaCppBackend(OpenAIBackend):
 
     def fingerprint(self) -> dict[str, Any]:
         """Server version, weights identity (file name + quick digest), quantization (GGUF file
-        type), chat template hash, projector and drafter identity, image budget; paths and the URL
-        go under "location"."""
+        type), chat template hash, projector and drafter identity, image budget, context per
+        sequence (a smaller one cuts outputs short) and `extra_args` (files among them by name and
+        digest); paths and the URL go under "location"."""
         if self._fingerprint is None:
             fingerprint = super().fingerprint()
             fingerprint.update(
@@ -330,8 +339,11 @@ class LlamaCppBackend(OpenAIBackend):
                     "draft_model": file_identity(self.draft_path),
                     "draft_tokens": self.draft_tokens,
                     "server_args": list(FIXED_ARGS),
+                    "ctx_size": self.ctx_per_sequence,
                 }
             )
+            if self.extra_args:  # e.g. --repeat-penalty, --chat-template-file: they change outputs
+                fingerprint["extra_args"] = [_arg_identity(arg) for arg in self.extra_args]
             fingerprint["location"].update(
                 {
                     "model": str(self.model_path),
@@ -340,6 +352,7 @@ class LlamaCppBackend(OpenAIBackend):
                     "server_binary": str(self.server.binary),
                     "ctx_size": self.server.ctx_size,
                     "parallel": self.server.parallel,
+                    **({"extra_args": list(self.extra_args)} if self.extra_args else {}),
                 }
             )
         return self._fingerprint

@@ -336,9 +336,9 @@ class OpenAIBackend:
     # --- identity ---
 
     def fingerprint(self) -> dict[str, Any]:
-        """Backend, served model name and what the server says about it (computed once); the URL,
-        a served file path and the name asked for, where it differs, are under "location" (not
-        part of the cache key)."""
+        """Backend, served model name, what the server says about it (computed once) and
+        extra_body when set; the URL, a served file path and the name asked for, where it differs,
+        are under "location" (not part of the cache key)."""
         if self._fingerprint is None:
             server = self._server_identity()
             served = server.get("served_model", {}).get("id", self.model)
@@ -351,6 +351,8 @@ class OpenAIBackend:
                 "server": server,
                 "location": location,
             }
+            if self.extra_body:  # sampling or template settings sent with every request
+                self._fingerprint["extra_body"] = self.extra_body
         return self._fingerprint
 
     def _server_identity(self) -> dict[str, Any]:
@@ -490,7 +492,8 @@ class OpenAIBackend:
             response = await self.post(client, chat_wire.endpoint(job.first), body)
             completions = self.completions(job, response, time.perf_counter() - start)
         except RequestFailed as exc:
-            if job.n > 1 and exc.status is not None and 400 <= exc.status < 500:
+            # a 4xx other than 429 (rate limits that outlasted the retries) may be the n refused
+            if job.n > 1 and exc.status is not None and 400 <= exc.status < 500 and exc.status != 429:
                 return [], self._n_refused(job, exc.reason)
             seconds = (time.perf_counter() - start) / job.n
             return [error_completion(r, exc, seconds) for r in job.requests], []

@@ -141,14 +141,15 @@ class WorkerPool:
         """Yield one Completion per request of `units`, in the order the workers finish chunks."""
         active: dict[int, _Worker] = {}
         try:
-            for index, shard in enumerate(shard_units(units, len(self.groups))):
-                if not shard:
-                    continue
-                worker = self._worker(index)
+            shards = [(i, shard) for i, shard in enumerate(shard_units(units, len(self.groups))) if shard]
+            for index, shard in shards:  # every worker starts (and loads its engine) before any send,
+                worker = self._worker(index)  # which blocks until that worker reads its shard
                 worker.pending = {r.key: r for unit in shard for r in unit.requests}
                 worker.failure = None
-                worker.conn.send(("run", shard))
                 active[index] = worker
+            for index, shard in shards:
+                with contextlib.suppress(OSError):  # it died (e.g. failed to load): its pipe says why
+                    active[index].conn.send(("run", shard))
             while active:
                 owners = {w.conn: w for w in active.values()} | {
                     w.process.sentinel: w for w in active.values()

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -18,7 +20,7 @@ import pytest
 from evals import registry
 from evals.schema import AudioPart, Completion, ImagePart, Message, Part, Request, Sampling
 from runners.llama_server import LlamaServer, LlamaServerError, LlamaServerNotFound, find_llama_server
-from runners.llamacpp import GGUFInfo, LlamaCppBackend, UnsupportedInput
+from runners.llamacpp import GGUFInfo, LlamaCppBackend, UnsupportedInput, file_identity
 from runners.synthetic_media import noise_png as png
 from runners.synthetic_media import noise_wav as wav
 
@@ -175,6 +177,57 @@ def test_two_quantizations_differ_only_in_weights_and_quantization(tiny_gemma4_g
         "size",
         "ftype",
     }
+
+
+@pytest.mark.slow
+def test_extra_args_and_context_size_are_part_of_the_fingerprint(
+    smollm2: LlamaCppBackend, smollm2_gguf: Path, tmp_path: Path
+) -> None:
+    def identity(backend: LlamaCppBackend) -> dict:
+        return {k: v for k, v in backend.fingerprint().items() if k != "location"}
+
+    base = identity(smollm2)  # ctx_size=2048, no extra_args
+    assert base["ctx_size"] == 2048 and "extra_args" not in base
+    template = tmp_path / "chatml.jinja"
+    template.write_text(GGUFInfo.read(smollm2_gguf).chat_template or "")
+    penalised = LlamaCppBackend(
+        str(smollm2_gguf),
+        parallel=1,
+        threads=1,
+        ctx_size=2048,
+        extra_args=["--repeat-penalty", "1.8", "--chat-template-file", str(template)],
+        progress=False,
+    )
+    shorter = LlamaCppBackend(str(smollm2_gguf), parallel=1, threads=1, ctx_size=256, progress=False)
+    try:
+        args = ["--repeat-penalty", "1.8", "--chat-template-file", file_identity(template)]
+        assert identity(penalised) == {**base, "extra_args": args}
+        assert str(tmp_path) not in json.dumps(identity(penalised))  # the file by name and digest
+        assert str(template) in penalised.fingerprint()["location"]["extra_args"]
+        assert identity(shorter) == {**base, "ctx_size": 256}  # a smaller context cuts outputs short
+    finally:
+        penalised.close()
+        shorter.close()
+
+
+@pytest.mark.slow
+def test_health_check_ignores_proxy_settings(smollm2_gguf: Path) -> None:
+    # A fresh interpreter: urllib's default opener keeps the proxies it saw first.
+    env = {k: v for k, v in os.environ.items() if k.lower() != "no_proxy"}
+    env["http_proxy"] = env["HTTP_PROXY"] = "http://127.0.0.1:9"  # refuses: loopback must bypass it
+    code = (
+        "import sys; from runners.llama_server import LlamaServer; "
+        "LlamaServer(sys.argv[1], parallel=1, ctx_size=512, threads=1, startup_timeout=20).start().stop()"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(smollm2_gguf)],
+        env=env,
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert result.returncode == 0, result.stderr[-500:]
 
 
 # --- tiny Gemma 4: parity with transformers -----------------------------------------------

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import pytest
 from openai_stub_server import Die, Drop, Malformed, Reply, Status, StubServer
 
+from evals.runner import model_hash
 from evals.schema import AudioPart, Completion, ImagePart, Message, Request, Sampling
 from runners import chat_wire
 from runners.chat_wire import MediaError
@@ -314,6 +315,13 @@ def test_fingerprint_reports_the_served_model(stub: StubServer) -> None:
         backend(stub).fingerprint()
 
 
+def test_extra_body_is_part_of_the_fingerprint(stub: StubServer) -> None:
+    plain = backend(stub).fingerprint()
+    tuned = backend(stub, extra_body='{"min_p": 0.5}').fingerprint()
+    assert "extra_body" not in plain and tuned == {**plain, "extra_body": {"min_p": 0.5}}
+    assert model_hash(backend(stub)) != model_hash(backend(stub, extra_body={"min_p": 0.5}))
+
+
 def test_fingerprint_of_an_unreachable_server_is_a_clear_error() -> None:
     with StubServer() as server:
         url = server.base_url
@@ -448,6 +456,16 @@ def test_n_refused_falls_back_to_the_limit_the_server_names() -> None:
         assert all(c.error is None for c in results.values())
         list(chosen.generate(repeats("q", 3, sampling)))  # the cap holds for later runs
         assert sorted(body.get("n", 1) for body in server.bodies[3:]) == [1, 2]
+
+
+def test_429_outlasting_the_retries_is_an_error_not_an_n_refusal(stub: StubServer) -> None:
+    stub.script("p", [Status(429, {"error": {"message": "rate limited"}})] * 3)
+    chosen = backend(stub, use_n=True, max_retries=2)
+    results = by_key(chosen.generate(repeats("p", 3, Sampling(temperature=1.0))))
+    assert [body.get("n") for body in stub.bodies] == [3, 3, 3] and chosen.n_cap is None
+    for completion in results.values():
+        assert completion.finish_reason == "error"
+        assert completion.error == "HTTP 429 from chat/completions: rate limited (gave up after 3 attempts)"
 
 
 def test_server_ignoring_n_gets_the_rest_separately(stub: StubServer) -> None:

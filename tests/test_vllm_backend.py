@@ -505,3 +505,16 @@ def test_workers_that_cannot_load_give_error_completions(tmp_path: Path, alarm: 
         "data-parallel worker 0 (CUDA_VISIBLE_DEVICES=0) engine failed to load: RuntimeError: stand-in engine: cannot load this model",
         "data-parallel worker 1 (CUDA_VISIBLE_DEVICES=1) engine failed to load: RuntimeError: stand-in engine: cannot load this model",
     }
+
+
+@pytest.mark.slow
+def test_workers_that_cannot_load_a_large_shard_give_error_completions(tmp_path: Path, alarm: None) -> None:
+    model = tmp_path / "model[[load-fails]]"
+    model.mkdir()
+    backend = make(model, data_parallel_size=2)
+    big = "x" * 200_000  # each shard is far larger than a pipe's buffer: the send meets a closed pipe
+    try:
+        out = run(backend, [req(f"p{p}/0", f"{big} {p}") for p in range(4)])
+    finally:
+        backend.close()
+    assert all(c.finish_reason == "error" and "engine failed to load" in c.error for c in out.values())
