@@ -331,6 +331,10 @@ class OpenAIBackend:
             raise ValueError(
                 f"base_url {value!r} is not an http(s) URL; e.g. base_url=http://127.0.0.1:8000/v1"
             )
+        if parts.username or parts.password:  # it would land in run.json and error messages
+            raise ValueError(
+                "base_url must not carry credentials; pass the key as api_key (or $OPENAI_API_KEY)"
+            )
         self._base_url = value.rstrip("/")
 
     # --- identity ---

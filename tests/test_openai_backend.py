@@ -260,6 +260,9 @@ def test_bad_options_are_one_line_errors() -> None:
         OpenAIBackend("m", timeout=0)
     with pytest.raises(ValueError, match="is not an http"):
         OpenAIBackend("m", base_url="localhost:8000")
+    with pytest.raises(ValueError, match="must not carry credentials") as caught:
+        OpenAIBackend("m", base_url="https://user:secret@example.com/v1")
+    assert "secret" not in str(caught.value)
     with pytest.raises(ValueError, match="extra_body is not valid JSON"):
         OpenAIBackend("m", extra_body="{min_p")
     assert OpenAIBackend("m", extra_body='{"min_p": 0.05}').extra_body == {"min_p": 0.05}
