@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import torch
+from common import rate, timed_generate
 
 from evals.schema import Message, Request, Sampling
 from runners.hf import HFBackend
@@ -72,18 +73,7 @@ def backend_run(backend: HFBackend, prompts: list[str], new_tokens: int) -> tupl
         Request(key=str(i), sample_id=str(i), repeat=0, sampling=sampling, messages=(Message.user(p),))
         for i, p in enumerate(prompts)
     ]
-    start = time.perf_counter()
-    completions = {c.key: c for c in backend.generate(requests)}
-    seconds = time.perf_counter() - start
-    errors = [c.error for c in completions.values() if c.error]
-    if errors:
-        raise SystemExit(f"backend errors: {errors[:3]}")
-    ordered = [completions[r.key] for r in requests]
-    return seconds, sum(c.completion_tokens for c in ordered), [c.raw for c in ordered]
-
-
-def rate(seconds: float, tokens: int) -> str:
-    return f"{seconds:7.2f} s  {tokens:5d} tokens  {tokens / seconds:7.1f} tok/s"
+    return timed_generate(backend, requests)
 
 
 def main() -> None:

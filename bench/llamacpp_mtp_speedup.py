@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from chat_prompts import build_requests
+from common import build_requests
 
 from evals.schema import Request
 from runners.llamacpp import LlamaCppBackend

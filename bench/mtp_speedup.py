@@ -21,11 +21,10 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
 import torch
-from chat_prompts import build_requests
+from common import build_requests, rate, timed_generate
 
 from evals.schema import Request
 from runners.hf import HFBackend
@@ -53,21 +52,7 @@ def tiny_pair(directory: Path) -> tuple[str, str]:
 
 
 def timed(backend: HFBackend, requests: list[Request]) -> tuple[float, int, list[str]]:
-    """(seconds, generated tokens, raw outputs) of `backend.generate` on all requests."""
-    start = time.perf_counter()
-    completions = {c.key: c for c in backend.generate(requests)}
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
-    errors = [c.error for c in completions.values() if c.error]
-    if errors:
-        raise SystemExit(f"backend errors: {errors[:3]}")
-    ordered = [completions[r.key] for r in requests]
-    return seconds, sum(c.completion_tokens for c in ordered), [c.raw for c in ordered]
-
-
-def rate(seconds: float, tokens: int) -> str:
-    return f"{seconds:7.2f} s  {tokens:5d} tokens  {tokens / seconds:7.1f} tok/s"
+    return timed_generate(backend, requests, torch.cuda.synchronize if torch.cuda.is_available() else None)
 
 
 def main() -> None:
