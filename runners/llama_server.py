@@ -251,13 +251,19 @@ class LlamaServer:
             self.log_path = Path(log_dir) / "server.log"
         log = self.log_path.open("wb")
         main_thread = threading.current_thread() is threading.main_thread()
-        self.process = subprocess.Popen(
-            self.command(port),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent if sys.platform == "linux" and main_thread else None,
-        )
+        try:
+            self.process = subprocess.Popen(
+                self.command(port),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent if sys.platform == "linux" and main_thread else None,
+            )
+        except OSError as exc:  # e.g. the binary is not executable: no log handle or folder left behind
+            log.close()
+            if log_dir is not None:
+                shutil.rmtree(log_dir, ignore_errors=True)
+            raise LlamaServerError(f"cannot start {self.binary}: {exc.strerror or exc}") from exc
         self.port = port
         self._finalizer = weakref.finalize(self, _stop_process, self.process, log, log_dir)
 

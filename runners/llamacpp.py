@@ -308,7 +308,7 @@ class LlamaCppBackend(OpenAIBackend):
             response = client.post(path, json=body)
         if response.status_code != 200:
             raise RuntimeError(
-                f"llama-server {path} answered HTTP {response.status_code}: {response.text[:200]}"
+                f"llama-server {path} answered HTTP {response.status_code}: {' '.join(response.text.split())[:200]}"
             )
         return response.json()
 

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -583,3 +584,17 @@ def test_harness_killed_midway_leaves_no_server_and_resumes(
     generation = json.loads((tmp_path / "b" / "run.json").read_text())["generation"]
     assert (generation["cached"], generation["generated"], generation["failed"]) == (kept, total - kept, 0)
     assert cached() == total
+
+
+def test_unstartable_binary_is_one_line_and_leaves_nothing(tmp_path: Path) -> None:
+    import glob
+
+    binary = tmp_path / "llama-server"
+    binary.write_text("#!/nonexistent/interpreter\n")
+    binary.chmod(0o755)
+    model = tmp_path / "m.gguf"
+    model.write_bytes(b"GGUF")
+    before = set(glob.glob(f"{tempfile.gettempdir()}/llama-server-*"))
+    with pytest.raises(LlamaServerError, match=r"cannot start .*llama-server: No such file or directory"):
+        LlamaServer(model, binary=str(binary)).start()
+    assert set(glob.glob(f"{tempfile.gettempdir()}/llama-server-*")) == before  # no private log folder left
