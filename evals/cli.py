@@ -286,6 +286,12 @@ def _cmd_parity(args: argparse.Namespace) -> int:
     print(render_parity(report))
     if args.json:
         args.json.write_text(json.dumps(report.to_json(), indent=2, default=str))
+    if args.require_match and not report.token_level:
+        print(
+            "parity: --require-match needs two backends that render prompt ids (hf, llamacpp)",
+            file=sys.stderr,
+        )
+        return 1
     if args.require_match and not report.consistent:
         print(
             "parity: prompts differ or greedy tokens diverge at a clear margin (see above)", file=sys.stderr

@@ -19,7 +19,8 @@ Three levels, each with its own count and rate:
 
 Media requests take part in level 3 only: prompt ids with soft tokens are backend-specific.
 A backend takes part in levels 1 and 2 when it has `render(request) -> list[int]`,
-`greedy_ids(prompt_ids, max_tokens) -> list[int]` and a `bos_id` attribute. This module loads
+`greedy_ids(prompt_ids, max_tokens) -> list[int]` and a `bos_id` attribute (hf, llamacpp); with
+any other backend (openai, vllm) only answers are compared, and the report says so. This module loads
 backends and compares; it does not score anything itself (tasks do) and writes no run directory.
 """
 
@@ -145,6 +146,7 @@ class ParityReport:
     b: Side
     rows: list[RowParity]
     fingerprints: dict[str, Any]
+    token_level: bool = True  # False: a side cannot render prompt ids; answers only
 
     @property
     def consistent(self) -> bool:
@@ -161,6 +163,7 @@ class ParityReport:
             "a": asdict(self.a),
             "b": asdict(self.b),
             "fingerprints": self.fingerprints,
+            "token_level": self.token_level,
             "rows": [r.to_json() for r in self.rows],
         }
 
@@ -188,6 +191,7 @@ def run_parity(options: ParityOptions) -> ParityReport:
     greedy_a: dict[str, list[int]] = {}
     margins_a: dict[str, list[float]] = {}
     placeholders_a: set[int] = set()
+    token_level = all(_token_level(side) for side in (options.a, options.b))
     cache = CompletionCache(options.cache or default_cache_path())
     try:
         for name, side in (("A", options.a), ("B", options.b)):
@@ -199,12 +203,13 @@ def run_parity(options: ParityOptions) -> ParityReport:
                     row = rows[plan.row.label]
                     row.one_bos.setdefault(name, Rate())
                     for request in plan.requests:
+                        if not token_level:
+                            continue
                         if _has_media(request):
                             row.media_requests += first
                             continue
                         _compare_tokens(
                             backend,
-                            side,
                             name,
                             request,
                             row,
@@ -223,7 +228,12 @@ def run_parity(options: ParityOptions) -> ParityReport:
         cache.close()
     for plan in plans:
         _compare_answers(plan, rows[plan.row.label], completions)
-    return ParityReport(options.a, options.b, list(rows.values()), fingerprints)
+    return ParityReport(options.a, options.b, list(rows.values()), fingerprints, token_level)
+
+
+def _token_level(side: Side) -> bool:
+    cls = registry.backend_class(side.backend)
+    return all(hasattr(cls, attr) for attr in ("render", "greedy_ids"))
 
 
 def _load(side: Side, plans: Sequence[PlannedRow], show_progress: bool) -> Backend:
@@ -245,7 +255,6 @@ def _has_media(request: Request) -> bool:
 
 def _compare_tokens(
     backend: Any,
-    side: Side,
     name: str,
     request: Request,
     row: RowParity,
@@ -254,11 +263,6 @@ def _compare_tokens(
     placeholders_a: frozenset[int] = frozenset(),
 ) -> None:
     rendered_a, greedy_a, margins_a = side_a
-    if not (hasattr(backend, "render") and hasattr(backend, "greedy_ids")):
-        raise ValueError(
-            f"backend '{side.backend}' cannot render prompt ids or continue them greedily; "
-            "parity needs two of: hf, llamacpp"
-        )
     ids = list(backend.render(request))
     bos = getattr(backend, "bos_id", None)
     if bos is not None and getattr(backend, "adds_bos", True):  # models without a BOS are not counted
@@ -348,9 +352,11 @@ def _compare_answers(
 def render_parity(report: ParityReport) -> str:
     """A plain-text table: one line per row and level, rates with 95% Wilson intervals."""
     lines = [f"parity: A = {report.a.label}", f"        B = {report.b.label}", ""]
+    if not report.token_level:
+        lines[-1:] = ["        answers only: prompt ids and greedy tokens need two of hf, llamacpp", ""]
     for row in report.rows:
         prefix = row.mean_prefix
-        entries = [
+        token_entries = [
             ("prompt token ids identical", _fmt(row.prompts)),
             *(
                 (f"exactly one BOS ({side})", _fmt(rate) if rate.total else "n/a (the model adds no BOS)")
@@ -363,6 +369,9 @@ def render_parity(report: ParityReport) -> str:
             ("  diverged at a near-tie", str(row.greedy_ties)),
             ("  after a generated placeholder", str(row.greedy_after_placeholder)),
             ("  diverged at a clear margin", str(row.greedy_diverged)),
+        ]
+        entries = [
+            *(token_entries if report.token_level else []),
             ("answers agree", _fmt(row.answers)),
             *((f"accuracy ({side})", _fmt(rate)) for side, rate in row.accuracy.items()),
         ]

@@ -123,3 +123,33 @@ def _env(tmp_path: Path) -> dict[str, str]:
     import os
 
     return {**os.environ, "EVALS_CACHE": str(tmp_path / "cache.sqlite")}
+
+
+@pytest.mark.slow
+def test_answers_only_against_an_openai_compatible_server(
+    tmp_path: Path, smollm2_gguf: Path, llama_server_binary: Path
+) -> None:
+    """A backend without prompt ids (openai) is compared on answers only, and the report says so."""
+    from runners.llama_server import LlamaServer
+
+    with LlamaServer(smollm2_gguf, parallel=1, binary=str(llama_server_binary)) as server:
+        server.start()
+        report = run_parity(
+            ParityOptions(
+                a=Side("llamacpp", str(smollm2_gguf), {"parallel": 1}),
+                b=Side("openai", "smollm2", {"base_url": f"{server.base_url}/v1", "concurrency": 1}),
+                tasks=["mmlu_pro"],
+                data={"*": "builtin"},
+                limit=4,
+                answer_max_tokens=48,
+                cache=tmp_path / "cache.sqlite",
+            )
+        )
+    text = render_parity(report)
+    print(text)
+    assert not report.token_level and "answers only" in text
+    (row,) = report.rows
+    assert row.prompts.total == row.greedy.total == 0
+    assert row.answers.total == 4
+    # the same GGUF on the same llama-server build, one slot each, greedy: the same answers
+    assert row.answers.agree == 4, text
