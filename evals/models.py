@@ -10,10 +10,11 @@ through unchanged; backends validate it.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from evals.cache import default_cache_path
@@ -70,7 +71,8 @@ def _built(path: Path, build: Callable[[Path], object], marker: str) -> Path:
         staging = path.with_name(f"{path.name}.building-{os.getpid()}")
         shutil.rmtree(staging, ignore_errors=True)
         try:
-            build(staging)
+            with _no_transformers_bars():  # a few-kilobyte model needs no "Writing model shards" bar
+                build(staging)
             staging.rename(path)
         except OSError:
             if not (path / marker).is_file():  # not "another run finished first"
@@ -78,3 +80,16 @@ def _built(path: Path, build: Callable[[Path], object], marker: str) -> Path:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return path
+
+
+@contextlib.contextmanager
+def _no_transformers_bars() -> Iterator[None]:
+    from transformers.utils import logging
+
+    was_enabled = logging.is_progress_bar_enabled()
+    logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            logging.enable_progress_bar()
