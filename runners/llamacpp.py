@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import gguf  # the "llamacpp" extra; imported here so that its absence fails with the fix
 import httpx
 
 from evals.schema import AudioPart, ImagePart, Request, iter_parts
@@ -80,8 +81,6 @@ class GGUFInfo:
 
     @staticmethod
     def read(path: Path) -> GGUFInfo:
-        import gguf
-
         reader = gguf.GGUFReader(str(path))
 
         def scalar(key: str) -> Any:
