@@ -68,7 +68,6 @@ class TinyGemma4GGUF:
 
 @pytest.fixture(scope="session")
 def tiny_gemma4_gguf(tmp_path_factory: pytest.TempPathFactory, llama_cpp_converter: Path) -> TinyGemma4GGUF:
-    pytest.importorskip("torchvision", reason="the Gemma 4 processor needs torchvision (README: torch line)")
     from runners.gguf_convert import convert_to_gguf
     from runners.tiny_gemma4 import save_tiny_gemma4_gguf_ready
 

@@ -398,7 +398,7 @@ def assert_gated_message(error: DataError) -> None:
 
 
 def test_hub_offline_gives_the_gated_dataset_hint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    datasets = pytest.importorskip("datasets")
+    import datasets
     import huggingface_hub.constants
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -412,7 +412,8 @@ def test_hub_offline_gives_the_gated_dataset_hint(tmp_path: Path, monkeypatch: p
 
 
 def test_hub_gated_error_gives_the_hint(monkeypatch: pytest.MonkeyPatch):
-    datasets = pytest.importorskip("datasets")
+    import datasets
+
     calls = []
 
     def gated(*args, **kwargs):

@@ -10,24 +10,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile
 import torch
+from PIL import Image
+from transformers import AutoProcessor
 
-pytest.importorskip(
-    "torchvision", reason="the Gemma 4 image processor needs torchvision (README: torch line)"
-)
-soundfile = pytest.importorskip("soundfile", reason="audio decoding needs soundfile: pip install soundfile")
-pytest.importorskip("soxr", reason="audio resampling needs soxr: pip install soxr")
-
-from PIL import Image  # noqa: E402
-from transformers import AutoProcessor  # noqa: E402
-
-from evals.schema import AudioPart, Completion, ImagePart, Message, Part, Request, Sampling  # noqa: E402
-from runners.hf import HFBackend  # noqa: E402
-from runners.hf_media import AudioLimits, MediaError, load_audio  # noqa: E402
-from runners.synthetic_media import noise_png as png  # noqa: E402
-from runners.synthetic_media import noise_samples  # noqa: E402
-from runners.synthetic_media import noise_wav as wav  # noqa: E402
-from runners.tiny_gemma4 import save_tiny_gemma4  # noqa: E402
+from evals.schema import AudioPart, Completion, ImagePart, Message, Part, Request, Sampling
+from runners.hf import HFBackend
+from runners.hf_media import AudioLimits, MediaError, load_audio
+from runners.synthetic_media import noise_png as png
+from runners.synthetic_media import noise_samples
+from runners.synthetic_media import noise_wav as wav
+from runners.tiny_gemma4 import save_tiny_gemma4
 
 torch.set_num_threads(2)
 

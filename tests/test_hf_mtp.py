@@ -20,17 +20,10 @@ from pathlib import Path
 import pytest
 import torch
 
-pytest.importorskip(
-    "torchvision", reason="the Gemma 4 image processor needs torchvision (README: torch line)"
-)
-soundfile = pytest.importorskip("soundfile", reason="audio decoding needs soundfile: pip install soundfile")
-pytest.importorskip("soxr", reason="audio resampling needs soxr: pip install soxr")
-
-
-from evals.schema import AudioPart, Completion, ImagePart, Message, Part, Request, Sampling  # noqa: E402
-from runners.hf import HFBackend  # noqa: E402
-from runners.synthetic_media import noise_png, noise_wav  # noqa: E402
-from runners.tiny_gemma4 import (  # noqa: E402
+from evals.schema import AudioPart, Completion, ImagePart, Message, Part, Request, Sampling
+from runners.hf import HFBackend
+from runners.synthetic_media import noise_png, noise_wav
+from runners.tiny_gemma4 import (
     build_tiny_gemma4,
     build_tiny_gemma4_assistant,
     save_tiny_gemma4,

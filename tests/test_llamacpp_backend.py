@@ -322,7 +322,6 @@ def test_thought_channel_is_split_like_the_hf_backend(gemma: LlamaCppBackend, hf
 
 @pytest.mark.slow
 def test_image_and_audio_requests_carry_their_soft_tokens(gemma: LlamaCppBackend, hf) -> None:
-    pytest.importorskip("PIL", reason="making the test image needs Pillow")
     requests = [
         ask("text", "Describe it."),
         ask("image", ImagePart(data=png()), "Describe it."),
