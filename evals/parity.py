@@ -35,7 +35,7 @@ from typing import Any
 from evals import registry
 from evals.cache import CompletionCache, default_cache_path
 from evals.models import resolve_model
-from evals.pipeline import PlannedRow, RunOptions, _card_for, _plan_row, check_backend_options
+from evals.pipeline import PlannedRow, RunOptions, card_for, check_backend_options, plan_row
 from evals.runner import generate_all
 from evals.schema import Backend, Completion, Request, iter_parts
 
@@ -181,8 +181,8 @@ def run_parity(options: ParityOptions) -> ParityReport:
         sampling={"temperature": 0.0}
         | ({"max_tokens": options.answer_max_tokens} if options.answer_max_tokens else {}),
     )
-    card = _card_for(run_options)
-    plans = [p for p in (_plan_row(row, run_options) for row in card.rows) if p.task is not None]
+    card = card_for(run_options)
+    plans = [p for p in (plan_row(row, run_options) for row in card.rows) if p.task is not None]
     requests = [r for p in plans for r in p.requests]
     rows = {p.row.label: RowParity(p.row.label, p.row.task) for p in plans}
     completions: dict[str, dict[str, Completion]] = {}

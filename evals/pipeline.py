@@ -59,10 +59,10 @@ class PlannedRow:
 
 def run(options: RunOptions) -> tuple[Path, list[TaskResult], str]:
     """Generate what is missing, score, and write the run directory. Returns (dir, results, report)."""
-    card = _card_for(options)
+    card = card_for(options)
     _check_task_options(card, options.task_options)
     started = time.strftime("%Y-%m-%dT%H:%M:%S")
-    plans = [_plan_row(row, options) for row in card.rows]
+    plans = [plan_row(row, options) for row in card.rows]
     groups: dict[tuple[str, str], list[PlannedRow]] = {}  # rows may name their own model
     for plan in plans:
         backend_name = options.backend or plan.row.backend or card.backend
@@ -195,7 +195,7 @@ def _check_task_options(card: Card, task_options: dict[str, Any]) -> None:
             raise ValueError(f"no task of this run takes the option '{name}' (tasks: {', '.join(tasks)})")
 
 
-def _card_for(options: RunOptions) -> Card:
+def card_for(options: RunOptions) -> Card:
     if not options.tasks:
         return load_card(options.card or "smoke")
     if not options.model:
@@ -213,7 +213,7 @@ def _card_for(options: RunOptions) -> Card:
     )
 
 
-def _plan_row(row: Row, options: RunOptions) -> PlannedRow:
+def plan_row(row: Row, options: RunOptions) -> PlannedRow:
     if row.task not in registry.TASKS:
         return PlannedRow(row, None, [], [], None, unavailable=f"task '{row.task}' is not implemented yet")
     # CLI task options go to the tasks that take them (e.g. --extractor to mmlu_pro only)

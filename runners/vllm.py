@@ -118,7 +118,7 @@ def _mm_limits(value: Any) -> dict[str, int] | None:
     return limits
 
 
-def resolve_model(model: str) -> tuple[str, bool]:
+def locate_model(model: str) -> tuple[str, bool]:
     """(what vLLM loads, whether it is a local path): an existing directory or file becomes an
     absolute path; a hub id (`org/name`) is kept; a path that does not exist is an error."""
     path = Path(model).expanduser()
@@ -472,8 +472,8 @@ class VLLMBackend:
         engine_args: dict[str, Any] | str | None = None,
     ):
         import_vllm()  # a clear error before anything else when vLLM is missing
-        path, local = resolve_model(model)
-        drafter = resolve_model(draft_model)[0] if draft_model is not None else None
+        path, local = locate_model(model)
+        drafter = locate_model(draft_model)[0] if draft_model is not None else None
         self.options = VLLMOptions(
             model=path,
             local=local,
@@ -524,7 +524,7 @@ class VLLMBackend:
             directory = local_directory(opts.model, opts.local, opts.revision)
             drafter = None
             if opts.draft_model is not None:
-                spec_path, spec_local = resolve_model(opts.draft_model)
+                spec_path, spec_local = locate_model(opts.draft_model)
                 drafter = {
                     "method": MTP_METHOD,
                     "model": Path(spec_path).name if spec_local else spec_path,
