@@ -15,9 +15,21 @@ import enum
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+import types
+from collections import abc
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from typing import (
+    Any,
+    Literal,
+    Protocol,
+    TypeVar,
+    Union,
+    get_args,
+    get_origin,
+    get_type_hints,
+    runtime_checkable,
+)
 
 
 class Outcome(enum.StrEnum):
@@ -202,25 +214,40 @@ class Score:
 
 # --- protocols ----------------------------------------------------------------------------
 
+Headline = Literal["mean", "macro_by_category", "corpus"]
+"""How a row's headline number is made from its scores: the mean over samples; the unweighted mean
+of the categories (e.g. MMMU-Pro overall); or the macro corpus metric of `CorpusTask.corpus_metrics`
+(e.g. CoVoST BLEU, in points / 100 so that it prints and compares like a percentage)."""
+
 
 @runtime_checkable
 class Task(Protocol):
-    """A benchmark. One module per benchmark implements it; instances carry variant and options."""
+    """A benchmark. One module per benchmark implements it; instances carry variant and options.
+
+    Options are the constructor's keyword-only parameters: `Task(variant: str | None, **options)`.
+    Optional capabilities are the small protocols below (`FollowupTask`, `BatchScoringTask`,
+    `CorpusTask`); the orchestrator asks for them with `isinstance` and reads nothing else.
+    """
 
     name: str
     version: str  # changes whenever prompt, extraction or scoring changes
     variant: str
+    variants: Mapping[str, str]  # every accepted variant (or pattern) -> what it means, for listings
     default_sampling: Sampling  # the variant's own settings; cards and the CLI override them
+    public_text: bool  # False: question text must stay out of published pages (GPQA's authors ask)
+    headline: Headline
 
-    def load(self, data: str | None = None) -> list[Sample]:
-        """All samples; `data` overrides the hub source with local files."""
+    def load(self, data: str | None = None, *, limit: int | None = None) -> list[Sample]:
+        """The samples (the first `limit` of them when given, fetching no more than needed);
+        `data` overrides the hub source with local files."""
         ...
 
-    def requests(self, sample: Sample, sampling: Sampling, repeats: int) -> list[Request]: ...
+    def requests(self, sample: Sample, sampling: Sampling, repeats: int) -> list[Request]:
+        """One request per repeat, in repeat order (repeat i is element i)."""
+        ...
 
     def score(self, sample: Sample, completion: Completion, repeat: int) -> Score:
-        """Score one completion. Tasks with follow-up turns (see `FollowupTask`) also accept
-        `followup: Completion | None` as a keyword: the completion of the follow-up turn."""
+        """Score one completion (one repeat of one sample)."""
         ...
 
     def describe(self) -> dict[str, Any]:
@@ -229,18 +256,24 @@ class Task(Protocol):
 
 
 @runtime_checkable
-class FollowupTask(Task, Protocol):
+class FollowupTask(Protocol):
     """A task that may send one more turn after a completion (e.g. AIME's "last chance" prompt
     when no boxed answer was given). The orchestrator generates (and caches) the follow-up
-    requests after the first round and passes their completions to `score(..., followup=...)`."""
+    requests after the first round and passes their completions to `score_with_followup`."""
 
     def followup(self, sample: Sample, request: Request, completion: Completion) -> Request | None:
         """The follow-up request (its key must differ from `request.key`), or None."""
         ...
 
+    def score_with_followup(
+        self, sample: Sample, completion: Completion, repeat: int, followup: Completion | None
+    ) -> Score:
+        """`Task.score`, given also the follow-up turn's completion (None when none was sent)."""
+        ...
+
 
 @runtime_checkable
-class BatchScoringTask(Task, Protocol):
+class BatchScoringTask(Protocol):
     """A task whose scoring is expensive (e.g. running programs) and parallel: the orchestrator
     hands it every (sample, completion, repeat) at once and expects the scores in that order."""
 
@@ -248,8 +281,36 @@ class BatchScoringTask(Task, Protocol):
 
 
 @runtime_checkable
+class CorpusTask(Protocol):
+    """A task with corpus-level metrics (e.g. BLEU over all utterances of a language pair).
+
+    The returned dict names its metric under "metric" and gives the macro value under
+    `"macro_" + metric` (None when there is nothing to score) and its 95% CI under "ci95"."""
+
+    def corpus_metrics(self, samples: Sequence[Sample], scores: Sequence[Score]) -> dict[str, Any] | None: ...
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    """Options every backend takes. Each backend declares its own options as a frozen dataclass
+    that extends this one (each field's help text in `metadata["help"]`); the CLI validates
+    `--backend-opt KEY=VALUE` and prints help from those fields, nothing else."""
+
+    progress: bool = field(default=True, metadata={"help": "show the backend's own progress bars"})
+
+
+def option(default: Any, help: str) -> Any:
+    """A backend option field with its help text."""
+    if isinstance(default, list | dict | set):
+        raise TypeError("backend options are immutable: use a tuple")
+    return field(default=default, metadata={"help": help})
+
+
+@runtime_checkable
 class Backend(Protocol):
-    """A way to run a model. Batching, concurrency and retries live inside; caching does not."""
+    """A way to run a model. Batching, concurrency and retries live inside; caching does not.
+
+    Backend classes are built as `cls(model: str, options: cls.options_type)`; see `BackendClass`."""
 
     name: str
 
@@ -264,6 +325,105 @@ class Backend(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class BackendClass(Protocol):
+    """What the registry returns for a backend name: the class with its declared options."""
+
+    name: str
+    options_type: type[BackendOptions]
+    takes_image_budget: bool  # True: `options_type` has `max_soft_tokens` and the backend applies it
+
+    def __call__(self, model: str, options: Any = None) -> Backend: ...
+
+
+@runtime_checkable
+class TokenLevelBackend(Protocol):
+    """A backend that exposes prompt token ids and greedy continuations (parity levels 1 and 2).
+
+    Methods only, so that `issubclass(cls, TokenLevelBackend)` can be asked before loading."""
+
+    def render(self, request: Request) -> list[int]:
+        """The prompt token ids exactly as this backend would feed them to the model."""
+        ...
+
+    def greedy_ids(self, prompt_ids: Sequence[int], max_tokens: int) -> list[int]:
+        """Greedy continuation of `prompt_ids`, at most `max_tokens` ids, stopping at end of turn."""
+        ...
+
+    def prompt_bos(self) -> int | None:
+        """The BOS id every rendered prompt must start with exactly once (None: the model adds none)."""
+        ...
+
+    def placeholder_ids(self) -> tuple[int, ...]:
+        """Media placeholder token ids (a divergence after one of them is not a real difference)."""
+        ...
+
+
+@runtime_checkable
+class MarginBackend(Protocol):
+    """A token-level backend that can score its own greedy path (parity's near-tie test)."""
+
+    def top2_margins(self, prompt_ids: Sequence[int], continuation: Sequence[int]) -> list[float]:
+        """Per step of `continuation`, the gap between the top-2 logits."""
+        ...
+
+
+O = TypeVar("O", bound=BackendOptions)
+
+
+def build_options(options_type: type[O], given: Mapping[str, Any], *, owner: str) -> O:
+    """`options_type` with the fields in `given`; an unknown name or a value of the wrong type is
+    a one-line ValueError naming the option and what it takes."""
+    declared = {f.name: f for f in fields(options_type)}  # type: ignore[arg-type]
+    hints = get_type_hints(options_type)
+    for name, value in given.items():
+        if name not in declared:
+            raise ValueError(f"{owner} has no option '{name}'; its options: {', '.join(sorted(declared))}")
+        if not _fits(value, hints[name]):
+            raise ValueError(f"{owner} option '{name}' takes {_type_name(hints[name])}, got {value!r}")
+    return options_type(**given)
+
+
+def option_help(options_type: type[BackendOptions]) -> list[tuple[str, str, Any, str]]:
+    """(name, type, default, help) for every option, for `--help` listings."""
+    hints = get_type_hints(options_type)
+    return [
+        (f.name, _type_name(hints[f.name]), f.default, str(f.metadata.get("help", "")))
+        for f in fields(options_type)
+    ]
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    origin = get_origin(hint)
+    if origin in (Union, types.UnionType):
+        return any(_fits(value, arg) for arg in get_args(hint))
+    if origin is Literal:
+        return value in get_args(hint)
+    if hint is type(None):
+        return value is None
+    if hint is Any:
+        return True
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if origin in (tuple, abc.Sequence):
+        return isinstance(value, tuple | list)
+    if origin in (dict, abc.Mapping):
+        return isinstance(value, dict)
+    return isinstance(value, origin or hint)
+
+
+def _type_name(hint: Any) -> str:
+    origin = get_origin(hint)
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(arg) for arg in get_args(hint))
+    if origin is Literal:
+        return " | ".join(repr(a) for a in get_args(hint))
+    if hint is type(None):
+        return "none"
+    return getattr(origin or hint, "__name__", str(hint))
 
 
 # --- helpers ------------------------------------------------------------------------------
