@@ -36,7 +36,7 @@ from evals import registry
 from evals.cache import CompletionCache, default_cache_path
 from evals.models import resolve_model
 from evals.pipeline import PlannedRow, RunOptions, card_for, check_backend_options, plan_row
-from evals.runner import generate_all
+from evals.generation import generate_all
 from evals.schema import Backend, Completion, Request, iter_parts
 
 EXAMPLES_KEPT = 3

@@ -17,10 +17,10 @@ from typing import Any
 from evals import environment, registry
 from evals.cache import CompletionCache, default_cache_path
 from evals.cards import Card, Row, load_card
-from evals.evaluate import TaskResult, score_all
+from evals.scoring import TaskResult, score_all
 from evals.models import resolve_model
 from evals.records import write_run
-from evals.runner import GenerationStats, generate_all
+from evals.generation import GenerationStats, generate_all
 from evals.schema import Completion, Request, Sample, Sampling, Task
 from reports.markdown import render_report
 from runners.outputs import split_output

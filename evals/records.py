@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from evals.evaluate import TaskResult, sample_records
+from evals.scoring import TaskResult, sample_records
 from reports.html import render_html
 from reports.markdown import render_report
 

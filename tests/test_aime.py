@@ -248,7 +248,7 @@ def test_scoring_with_a_follow_up_flags_last_chance():
 
 
 def test_follow_up_flags_reach_the_summary():
-    from evals.evaluate import score_all
+    from evals.scoring import score_all
 
     task = AIME(last_chance=True)
     requests = task.requests(SAMPLE, Sampling(), 2)

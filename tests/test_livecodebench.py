@@ -690,7 +690,7 @@ def test_builtin_problems_with_reference_solutions():
 
 @sandboxed
 def test_the_orchestrator_scores_through_score_many(problems):
-    from evals.evaluate import score_all
+    from evals.scoring import score_all
 
     task, samples = problems
     chosen = [samples["sum"], samples["sort"]]

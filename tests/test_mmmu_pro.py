@@ -283,7 +283,7 @@ def test_guess_is_off_by_default_and_seeded_when_on(math_sample: Sample):
 
 
 def test_overall_is_the_mean_of_the_settings_whatever_their_sizes():
-    from evals.evaluate import score_all
+    from evals.scoring import score_all
 
     task = MMMUPro()
     samples = task.load("builtin")  # 4 standard, 3 vision

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import pytest
 from openai_stub_server import Die, Drop, Malformed, Reply, Status, StubServer
 
-from evals.runner import model_hash
+from evals.generation import model_hash
 from evals.schema import AudioPart, Completion, ImagePart, Message, Request, Sampling
 from runners import chat_wire
 from runners.chat_wire import MediaError

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from evals import registry
-from evals.runner import model_hash
+from evals.generation import model_hash
 from evals.schema import AudioPart, ImagePart, Message, Request, Sampling
 from runners import vllm as backend_module
 from runners.vllm import VLLMBackend

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from evals.cache import CompletionCache, cache_key
-from evals.runner import generate_all, model_hash
+from evals.generation import generate_all, model_hash
 from evals.schema import Completion, ImagePart, Message, Request, Sampling
 
 
