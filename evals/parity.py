@@ -131,12 +131,14 @@ class ParityOptions:
     card: str | None = "smoke"
     tasks: list[str] = field(default_factory=list)
     variant: str | None = None
+    task_options: dict[str, Any] = field(default_factory=dict)
     data: dict[str, str] = field(default_factory=dict)
     limit: int | None = 8
     max_tokens: int = 32  # greedy continuation length for level 2
     tie_margin: float = 5e-3  # top-2 logit gap below which a divergence counts as a near-tie
     answer_max_tokens: int | None = None  # level 3 budget; None = the card's
     cache: Any = None
+    fresh: bool = False  # regenerate the answers, ignoring the cache
     show_progress: bool = False
 
 

@@ -42,6 +42,7 @@ class RunOptions:
     sampling: dict[str, Any] = field(default_factory=dict)  # CLI overrides of sampling fields
     output: Path | None = None
     cache: Path | None = None
+    fresh: bool = False  # regenerate every completion, ignoring the cache, and store the new ones
     show_progress: bool = True
     redact: bool | None = None  # question text in report.html: None = as each task asks
 
