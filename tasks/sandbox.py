@@ -1,9 +1,10 @@
 """Run untrusted Python programs (model-written code) in a fresh, limited, killable process.
 
 Every `run_python` call writes the program as `main.py` into a fresh directory and starts
-`sys.executable -I -B main.py` under a small supervisor. `-I` ignores PYTHON* variables and the user
-site; it also implies `-P`, so the script directory is *not* on `sys.path` (a driver that imports an
-extra file does `sys.path.insert(0, "")`). The venv's site-packages stay importable.
+`sys.executable -I -B main.py` under a small supervisor (tasks/sandbox_child.py, stdlib only; uid
+leases in tasks/sandbox_uids.py). `-I` ignores PYTHON* variables and the user site; it also implies
+`-P`, so the script directory is *not* on `sys.path` (a driver that imports an extra file does
+`sys.path.insert(0, "")`). The venv's site-packages stay importable.
 
 What is protected (kernel permitting; `sandbox_capabilities()` says what this machine gives):
 - Fresh process per call in its own session; verdicts come from exit status, never from the output.
@@ -75,15 +76,10 @@ few % less CPU than the limit that fired (0.93 s for a 1 s limit, seen under loa
 
 from __future__ import annotations
 
-import ctypes
-import fcntl
 import functools
-import grp
-import inspect
 import math
 import os
 import pwd
-import resource
 import selectors
 import shutil
 import signal
@@ -98,12 +94,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, TypeVar
 
+from tasks.sandbox_uids import SANDBOX_UIDS, await_uid_exit, child_source, sweep_uid, uid_lease
+
 T = TypeVar("T")
 R = TypeVar("R")
 
 Status = Literal["ok", "runtime_error", "timeout", "memory", "output_limit", "sandbox_error"]
 
-SANDBOX_UIDS = range(61000, 61184)  # below systemd's DynamicUser range (61184-65519)
 SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
 WALL_FACTOR = 3.0
 WALL_SLACK_SECONDS = 5.0
@@ -163,284 +160,7 @@ class Execution:
 
 
 # --------------------------------------------------------------------------------------------------
-# Supervisor. Its source is sent to a fresh `python -I -S -c`, so it may use only the modules imported
-# in _BOOT_HEADER and its own class attributes. Process tree: B (spawned by the harness, new session)
-# unshares namespaces and forks C (init of the PID namespace), which sets up mounts, forks D, waits for
-# it and reports on the status pipe. D applies rlimits, drops to the sandbox uid and execs the program.
-
-_BOOT_HEADER = "import ctypes\nimport fcntl\nimport os\nimport resource\nimport signal\nimport sys\n"
-
-
-class _Boot:
-    """Runs inside the sandbox's supervisor processes (see the comment above)."""
-
-    CLONE_NEWNS = 0x00020000
-    CLONE_NEWUSER = 0x10000000
-    CLONE_NEWPID = 0x20000000
-    CLONE_NEWNET = 0x40000000
-    MS_RDONLY = 0x1
-    MS_NOSUID = 0x2
-    MS_NODEV = 0x4
-    MS_NOEXEC = 0x8
-    MS_REMOUNT = 0x20
-    MS_NOATIME = 0x400
-    MS_NODIRATIME = 0x800
-    MS_BIND = 0x1000
-    MS_REC = 0x4000
-    MS_PRIVATE = 0x40000
-    MS_RELATIME = 0x200000
-    MS_STRICTATIME = 0x1000000
-    PR_SET_PDEATHSIG = 1
-    PR_SET_DUMPABLE = 4
-    PR_SET_SECUREBITS = 28
-    PR_SET_NO_NEW_PRIVS = 38
-    SECBIT_NOROOT_LOCKED = 0x3  # exec as uid 0 grants no capabilities, for good
-    SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED = 0xC0
-
-    def __init__(self, argv: list[str]) -> None:
-        self.opts: dict[str, list[str]] = {}
-        for item in argv:
-            key, _, value = item.partition("=")
-            self.opts.setdefault(key, []).append(value)
-        self.libc = ctypes.CDLL(None, use_errno=True)
-        self.status = self.hide_fd(int(self.one("status")))
-        channel = int(self.one("channel"))
-        self.channel = self.hide_fd(channel) if channel >= 0 else -1
-        self.features: list[str] = []
-        self.uid = int(self.one("uid"))
-
-    def one(self, key: str) -> str:
-        return self.opts[key][0]
-
-    def many(self, key: str) -> list[str]:
-        return self.opts.get(key, [])
-
-    @staticmethod
-    def hide_fd(fd: int) -> int:
-        """Move an inherited fd above 10 and mark it close-on-exec, so the program never sees it."""
-        moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10)
-        os.close(fd)
-        return moved
-
-    def report(self, kind: str, text: str) -> None:
-        os.write(self.status, f"{kind} {text}".replace("\n", " ").encode()[:4000] + b"\n")
-
-    def check(self, result: int, what: str) -> None:
-        if result != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"{what}: {os.strerror(err)}")
-
-    def prctl(self, option: int, value: int) -> None:
-        zero = ctypes.c_ulong(0)
-        self.check(self.libc.prctl(option, ctypes.c_ulong(value), zero, zero, zero), "prctl")
-
-    def mount(self, source: str | None, target: str, fstype: str | None, flags: int, data: str = "") -> None:
-        def enc(text: str | None) -> bytes | None:
-            return text.encode() if text else None
-
-        result = self.libc.mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data))
-        self.check(result, f"mount {target}")
-
-    def unshare(self, flags: int) -> None:
-        self.check(self.libc.unshare(flags), "unshare")
-
-    # B ------------------------------------------------------------------------------------------------
-    def main(self) -> None:
-        try:
-            self.prctl(self.PR_SET_PDEATHSIG, signal.SIGKILL)
-            self.enter_namespaces()
-            child = os.fork()
-        except BaseException as exc:
-            self.report("error", f"supervisor setup: {exc!r}")
-            os._exit(70)
-        if child == 0:
-            self.supervise()
-        _, status = os.waitpid(child, 0)
-        os._exit(0 if status == 0 else 1)
-
-    def enter_namespaces(self) -> None:
-        flags = {"net": self.CLONE_NEWNET, "pid": self.CLONE_NEWPID, "mnt": self.CLONE_NEWNS}
-        wanted = [name for name in self.many("ns") if name in flags]
-        if os.geteuid() != 0:
-            if wanted:
-                self.enter_user_namespace(sum(flags[name] for name in wanted), wanted)
-            return
-        try:
-            self.unshare(sum(flags[name] for name in wanted))
-            self.features = wanted
-        except OSError:
-            for name in wanted:
-                try:
-                    self.unshare(flags[name])
-                    self.features.append(name)
-                except OSError:
-                    pass
-
-    def enter_user_namespace(self, flags: int, wanted: list[str]) -> None:
-        uid, gid = os.getuid(), os.getgid()
-        try:
-            self.unshare(self.CLONE_NEWUSER | flags)
-        except OSError:
-            return
-        for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"), ("gid_map", f"0 {gid} 1")):
-            with open(f"/proc/self/{name}", "w") as handle:
-                handle.write(text)
-        self.features = ["user", *wanted]
-
-    # C ------------------------------------------------------------------------------------------------
-    def supervise(self) -> None:
-        try:
-            self.prctl(self.PR_SET_PDEATHSIG, signal.SIGKILL)
-            self.prctl(self.PR_SET_DUMPABLE, 0)  # no ptrace or /proc/<pid>/fd by a same-uid program
-            if "mnt" in self.features:
-                self.setup_mounts()
-            self.report("caps", " ".join(["_", *self.features]))
-            program = os.fork()
-        except BaseException as exc:
-            self.report("error", f"namespace setup: {exc!r}")
-            os._exit(70)
-        if program == 0:
-            self.exec_program()
-        self.wait_for(program)
-        os._exit(0)
-
-    def wait_for(self, program: int) -> None:
-        fired: list[bool] = []
-
-        def on_alarm(signum: int, frame: object) -> None:
-            fired.append(True)
-            # As init of the PID namespace, kill(-1) reaches every other process in it.
-            os.kill(-1 if "pid" in self.features else program, signal.SIGKILL)
-
-        signal.signal(signal.SIGALRM, on_alarm)
-        signal.setitimer(signal.ITIMER_REAL, float(self.one("wall")))
-        while True:
-            pid, status, usage = os.wait4(-1, 0)
-            if pid == program:
-                break
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        cpu = usage.ru_utime + usage.ru_stime
-        if os.WIFSIGNALED(status):
-            self.report("signal", f"{os.WTERMSIG(status)} {cpu:.6f} {int(bool(fired))}")
-        else:
-            self.report("exit", f"{os.WEXITSTATUS(status)} {cpu:.6f} {int(bool(fired))}")
-
-    def setup_mounts(self) -> None:
-        self.mount(None, "/", None, self.MS_REC | self.MS_PRIVATE)
-        workdir = self.one("workdir")
-        source = os.open(workdir, os.O_RDONLY | os.O_DIRECTORY)
-        binds = [(path, os.open(path, os.O_PATH)) for path in self.many("bind")]
-        size = self.one("scratch_size")
-        secure = self.MS_NOSUID | self.MS_NODEV
-        writable = []
-        for path in self.many("scratch"):
-            self.mount("tmpfs", path, "tmpfs", secure, f"mode=1777,size={size},nr_inodes=4096")
-            writable.append(path)
-        for path in self.many("mask"):
-            self.mount("tmpfs", path, "tmpfs", secure, "mode=0755,size=1m,nr_inodes=1024")
-        for path, fd in binds:
-            os.makedirs(path, exist_ok=True)
-            self.mount(f"/proc/self/fd/{fd}", path, None, self.MS_BIND | self.MS_REC)
-        uid = self.uid if self.uid >= 0 else os.getuid()
-        os.makedirs(workdir, exist_ok=True)
-        options = f"mode=0700,uid={uid},gid={uid},size={self.one('work_size')},nr_inodes=4096"
-        self.mount("tmpfs", workdir, "tmpfs", secure, options)
-        writable.append(workdir)
-        self.copy_files(source, workdir, uid)
-        if self.remount_readonly(writable):
-            self.features.append("ro")
-        if "pid" in self.features:
-            self.mount_proc()
-
-    def copy_files(self, source: int, workdir: str, uid: int) -> None:
-        for name in os.listdir(source):
-            src = os.open(name, os.O_RDONLY, dir_fd=source)
-            dst = os.open(os.path.join(workdir, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            while chunk := os.read(src, 1 << 20):
-                os.write(dst, chunk)
-            os.fchown(dst, uid, uid)
-            os.close(src)
-            os.close(dst)
-        os.close(source)
-
-    def remount_readonly(self, writable: list[str]) -> bool:
-        """Bind-remount every other mount read-only, in this namespace only. True if / is now ro."""
-        keep = {
-            "nosuid": self.MS_NOSUID,
-            "nodev": self.MS_NODEV,
-            "noexec": self.MS_NOEXEC,
-            "noatime": self.MS_NOATIME,
-            "nodiratime": self.MS_NODIRATIME,
-            "relatime": self.MS_RELATIME,
-            "strictatime": self.MS_STRICTATIME,
-        }
-        skip = ["/proc", *writable]
-        root_done = False
-        with open("/proc/self/mountinfo") as handle:
-            rows = [line.split() for line in handle]
-        for row in rows:
-            point = row[4].replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n")
-            point = point.replace("\\134", "\\")
-            if any(point == s or point.startswith(s.rstrip("/") + "/") for s in skip):
-                continue
-            flags = self.MS_BIND | self.MS_REMOUNT | self.MS_RDONLY
-            flags |= sum(keep.get(option, 0) for option in set(row[5].split(",")))
-            try:
-                self.mount(None, point, None, flags)
-                root_done = root_done or point == "/"
-            except OSError:
-                pass
-        return root_done
-
-    def mount_proc(self) -> None:
-        flags = self.MS_NOSUID | self.MS_NODEV | self.MS_NOEXEC
-        for options in ("hidepid=invisible", "hidepid=2", ""):
-            try:
-                self.mount("proc", "/proc", "proc", flags, options)
-                self.features.append("hidepid" if options else "proc")
-                return
-            except OSError:
-                continue
-
-    # D ------------------------------------------------------------------------------------------------
-    def exec_program(self) -> None:
-        try:
-            for sig in (signal.SIGPIPE, signal.SIGXFSZ):
-                signal.signal(sig, signal.SIG_DFL)
-            for spec in self.many("rlimit"):
-                name, soft, hard = spec.split(":")
-                resource.setrlimit(getattr(resource, f"RLIMIT_{name}"), (int(soft), int(hard)))
-            if self.uid >= 0:
-                os.setgroups([])
-                os.setgid(self.uid)
-                os.setuid(self.uid)
-            if "user" in self.features:  # uid 0 of our user namespace: exec without capabilities
-                bits = self.SECBIT_NOROOT_LOCKED | self.SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED
-                self.prctl(self.PR_SET_SECUREBITS, bits)
-            self.prctl(self.PR_SET_NO_NEW_PRIVS, 1)
-            os.chdir(self.one("workdir"))
-            if self.channel >= 0:
-                os.dup2(self.channel, 3)
-            python = self.one("python")
-            os.execve(python, [python, "-I", "-B", "main.py", *self.many("arg")], dict(os.environ))
-        except BaseException as exc:
-            self.report("error", f"program start: {exc!r}")
-        os._exit(71)
-
-
-_SWEEP = (
-    "import os, sys\nuid = int(sys.argv[1])\nos.setgroups([])\nos.setgid(uid)\nos.setuid(uid)\n"
-    "try:\n    os.kill(-1, 9)\nexcept ProcessLookupError:\n    pass\n"
-)
-
-
-@functools.cache
-def _boot_source() -> str:
-    return _BOOT_HEADER + inspect.getsource(_Boot) + "\n_Boot(sys.argv[1:]).main()\n"
-
-
-# --------------------------------------------------------------------------------------------------
-# Harness side.
+# Harness side. The supervisor (tasks/sandbox_child.py) reports on the status pipe; see its docstring.
 
 
 @dataclass
@@ -514,57 +234,6 @@ def _classify(report: _Report, stderr: bytes, killed: str, limits: Limits) -> tu
     if cpu_hit:  # e.g. a handler caught SIGXCPU and exited
         return "timeout", returncode, f"CPU limit {limits.cpu_rlimit[0]} s (exit code {report.value})"
     return "runtime_error", returncode, f"exit code {report.value}"
-
-
-@functools.cache
-def _free_uids() -> tuple[int, ...]:
-    """Sandbox uids that name no user or group on this machine."""
-
-    def unused(uid: int) -> bool:
-        try:
-            pwd.getpwuid(uid)
-        except KeyError:
-            try:
-                grp.getgrgid(uid)
-            except KeyError:
-                return True
-        return False
-
-    return tuple(uid for uid in SANDBOX_UIDS if unused(uid))
-
-
-@functools.cache
-def _lock_dir() -> Path:
-    path = Path(tempfile.gettempdir()) / "evals-sandbox-uids"
-    with suppress(FileExistsError):
-        path.mkdir(mode=0o700)
-    st = path.lstat()
-    if not path.is_dir() or path.is_symlink() or st.st_uid != os.geteuid() or st.st_mode & 0o022:
-        raise RuntimeError(f"{path} is not a private directory of this user")
-    return path
-
-
-@contextmanager
-def _uid_lease() -> Iterator[int | None]:
-    """An exclusive sandbox uid while running as root (flock per uid), else None."""
-    if os.geteuid() != 0:
-        yield None
-        return
-    lock_dir = _lock_dir()
-    while True:
-        for uid in _free_uids():
-            fd = os.open(lock_dir / str(uid), os.O_RDWR | os.O_CREAT, 0o600)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                continue
-            try:
-                yield uid
-            finally:
-                os.close(fd)
-            return
-        time.sleep(0.05)
 
 
 def _remove_tree(path: Path) -> None:
@@ -688,32 +357,6 @@ def _boot_args(
     return args
 
 
-def _sweep_uid(uid: int) -> None:
-    """Kill every process of `uid` (stragglers that left the process group, no PID namespace)."""
-    subprocess.run([sys.executable, "-I", "-S", "-c", _SWEEP, str(uid)], timeout=30, check=False)
-
-
-def _uid_processes(uid: int) -> list[int]:
-    """Live (non-zombie) processes whose real uid is `uid`."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            with suppress(OSError):
-                lines = Path(f"/proc/{entry}/status").read_text().splitlines()
-                fields = dict(line.split(":", 1) for line in lines if ":" in line)
-                if int(fields["Uid"].split()[0]) == uid and fields["State"].split()[0] != "Z":
-                    found.append(int(entry))
-    return found
-
-
-def _await_uid_exit(uid: int, timeout: float = 5.0) -> None:
-    """Wait until the dying processes of `uid` are gone, so the next lease starts with none (they
-    still count against its RLIMIT_NPROC). SIGKILLed processes die within milliseconds."""
-    deadline = time.monotonic() + timeout
-    while _uid_processes(uid) and time.monotonic() < deadline:
-        time.sleep(0.01)
-
-
 def _kill_group(pgid: int) -> None:
     with suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
@@ -775,7 +418,7 @@ def _collect(proc: subprocess.Popen[bytes], collector: _Collector, deadline: flo
             exited = True
             _kill_group(proc.pid)
             if uid is not None:
-                _sweep_uid(uid)
+                sweep_uid(uid)
             deadline = min(deadline, now + 1.0)
     return ""
 
@@ -790,7 +433,7 @@ def _execute(
     boot = _boot_args(workdir, uid, status_w, chan_w, limits, inputs) + [f"arg={a}" for a in args]
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", "-c", _boot_source(), *boot],
+            [sys.executable, "-I", "-S", "-c", child_source(), *boot],
             stdin=stdin_fd,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -821,8 +464,8 @@ def _execute(
     report = _parse_report(bytes(collector.data["status"]))
     if uid is not None and (killed or report.features is None or "pid" not in report.features):
         # Killed by the harness, the PID namespace may still be tearing down; without one, stragglers.
-        _sweep_uid(uid)
-        _await_uid_exit(uid)
+        sweep_uid(uid)
+        await_uid_exit(uid)
     stderr = bytes(collector.data["stderr"])
     status, returncode, detail = _classify(report, stderr, killed, limits)
     execution = Execution(
@@ -856,7 +499,7 @@ def _run(
     start = time.monotonic()
     inputs = len(source.encode()) + sum(len(data) for data in (files or {}).values())
     try:
-        with _uid_lease() as uid, _staging(source, files, stdin, uid) as workdir:
+        with uid_lease() as uid, _staging(source, files, stdin, uid) as workdir:
             return _execute(workdir, uid, args, limits, channel, inputs)
     except Exception as exc:
         detail = f"{type(exc).__name__}: {exc}"

@@ -21,6 +21,7 @@ import evals.stats
 from evals.schema import Completion, Outcome, Sampling, Score, Task
 from tasks import livecodebench
 from tasks.data import DataError
+from tasks.lcb_driver import encode_result
 from tasks.lcb_grading import (
     MEMORY_LIMIT,
     NOT_RUN,
@@ -32,7 +33,6 @@ from tasks.lcb_grading import (
     Case,
     Problem,
     decode_result,
-    encode_result,
     functional_output_matches,
     grade,
     judge,

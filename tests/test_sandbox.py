@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from tasks import sandbox
-from tasks.sandbox import SAFE_PATH, SANDBOX_UIDS, Limits, SandboxPool, run_python, sandbox_capabilities
+from tasks import sandbox, sandbox_uids
+from tasks.sandbox import SAFE_PATH, Limits, SandboxPool, run_python, sandbox_capabilities
+from tasks.sandbox_uids import SANDBOX_UIDS
 
 pytestmark = pytest.mark.slow  # every test starts sandboxed interpreters
 
@@ -56,7 +57,7 @@ def leftover_processes() -> list[int]:
         return []
     leftovers = []
     for uid, pids in sandbox_processes().items():
-        fd = os.open(sandbox._lock_dir() / str(uid), os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(sandbox_uids.lock_dir() / str(uid), os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
