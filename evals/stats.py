@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from evals.schema import Outcome, Score
 
@@ -86,21 +87,40 @@ def summarize_values(values: dict[str, float], scores: Sequence[Score], *, seed:
 def bootstrap_ci(
     values: np.ndarray, *, seed: int = 0, resamples: int = BOOTSTRAP_RESAMPLES
 ) -> tuple[float, float]:
-    """Percentile bootstrap CI of the mean, resampling items with replacement."""
-    n = len(values)
-    if n == 1:
+    """Percentile bootstrap CI of the mean, resampling items with replacement (scipy's bootstrap)."""
+    if len(values) == 1:
         return float(values[0]), float(values[0])
-    rng = np.random.default_rng(seed)
-    # Resample in blocks to keep memory bounded on large benchmarks.
-    block = max(1, min(resamples, 4_000_000 // n))
-    boot = np.empty(resamples)
-    for start in range(0, resamples, block):
-        stop = min(resamples, start + block)
-        idx = rng.integers(0, n, size=(stop - start, n))
-        boot[start:stop] = values[idx].mean(axis=1)
-    alpha = (1 - CI_LEVEL) / 2
-    low, high = np.quantile(boot, [alpha, 1 - alpha])
-    return float(low), float(high)
+    return _percentile_bootstrap([values], _mean, seed=seed, resamples=resamples)
+
+
+def _mean(values: NDArray[np.float64], axis: int = -1) -> NDArray[np.float64]:
+    return np.asarray(values.mean(axis=axis), dtype=np.float64)
+
+
+def _percentile_bootstrap(
+    samples: Sequence[NDArray[np.float64]],
+    statistic: Callable[..., NDArray[np.float64]],
+    *,
+    seed: int,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+) -> tuple[float, float]:
+    """The `CI_LEVEL` percentile bootstrap interval of a vectorized `statistic(*samples, axis=-1)`,
+    each sample resampled on its own (several samples: a stratified bootstrap), seeded with `seed`.
+    Resamples are drawn in batches so memory stays bounded on large benchmarks."""
+    from scipy.stats import bootstrap  # imported here: scipy.stats takes a while to import
+
+    total = sum(len(sample) for sample in samples)
+    result = bootstrap(
+        samples,
+        statistic,
+        n_resamples=resamples,
+        batch=max(1, min(resamples, 4_000_000 // total)),
+        vectorized=True,
+        method="percentile",
+        confidence_level=CI_LEVEL,
+        rng=np.random.default_rng(seed),
+    )
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
 def summarize_by(
@@ -131,17 +151,26 @@ def macro_mean(scores: Sequence[Score], group_of: dict[str, str | None], *, seed
     value = float(np.mean([a.mean() for a in arrays]))
     variances = [a.var(ddof=1) / len(a) if len(a) > 1 else math.nan for a in arrays]
     stderr = float(math.sqrt(sum(variances)) / len(arrays))
-    rng = np.random.default_rng(seed)
-    boot = np.zeros(BOOTSTRAP_RESAMPLES)
-    for array in arrays:
-        idx = rng.integers(0, len(array), size=(BOOTSTRAP_RESAMPLES, len(array)))
-        boot += array[idx].mean(axis=1) / len(arrays)
-    alpha = (1 - CI_LEVEL) / 2
-    low, high = np.quantile(boot, [alpha, 1 - alpha])
+    low, high = _stratified_ci(arrays, seed=seed)
     n_samples = sum(len(a) for a in arrays)
-    return MetricSummary(
-        value, stderr, float(low), float(high), n_samples, base.n_scores, base.outcomes, base.flags
-    )
+    return MetricSummary(value, stderr, low, high, n_samples, base.n_scores, base.outcomes, base.flags)
+
+
+def _stratified_ci(arrays: Sequence[NDArray[np.float64]], *, seed: int) -> tuple[float, float]:
+    """Percentile CI of the unweighted mean of group means, samples resampled within each group.
+    A group of one sample is a constant (scipy resamples only groups of two or more)."""
+    varying = [a for a in arrays if len(a) > 1]
+    constant = sum(float(a[0]) for a in arrays if len(a) == 1) / len(arrays)
+    if not varying:
+        return constant, constant
+
+    def statistic(*groups: NDArray[np.float64], axis: int = -1) -> NDArray[np.float64]:
+        total = np.zeros(groups[0].shape[:-1])
+        for group in groups:
+            total += group.mean(axis=axis) / len(arrays)
+        return total + constant
+
+    return _percentile_bootstrap(varying, statistic, seed=seed)
 
 
 # --- metrics over repeats -------------------------------------------------------------------

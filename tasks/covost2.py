@@ -1,16 +1,16 @@
 """CoVoST 2 speech translation: audio in one language, a translation in another; corpus BLEU per
-language pair, macro-averaged over pairs (the card's "CoVoST" row, PROTOCOLS.md §6).
+language pair, macro-averaged over pairs (the card's "CoVoST" row, docs/protocols/covost2.md).
 
 Variants (language pairs are the hub configs `{source}_{target}`)
 - `x-en-no-zh` (default): X→English for the 20 source languages other than zh-CN. Our reading of
-  the card's "excluding Chinese" (PROTOCOLS.md §6.4-6.5, inferred, not confirmed).
+  the card's "excluding Chinese" (docs/protocols/covost2.md § Google's settings: inferred, not confirmed).
 - `x-en`: X→English, all 21 source languages (the Gemini "CoVoST 2 (21 languages)" set).
 - `en-x-no-zh` / `en-x`: English→X, 14 targets without zh-CN / all 15.
 Options: `languages="fr,de"` restricts a variant to some of its languages (codes or pair names);
 `per_language=N` keeps the first N test utterances of each pair (for cost).
 
 Protocol
-- One user message: the model card's speech-translation prompt (`AST_PROMPT`, PROTOCOLS.md §6.2,
+- One user message: the model card's speech-translation prompt (`AST_PROMPT`, docs/protocols/covost2.md § Prompt,
   with English language names) and then the audio part (12B card: audio after the text). Greedy,
   512 new tokens, thinking off (Google's settings are not published).
 - Hypothesis: in the final answer (`Completion.text`), the first non-empty line after the last
@@ -23,8 +23,9 @@ Protocol
   the token budget ran out (the hypothesis, if any, is kept and counted), `error`/`timeout` when the
   backend failed (e.g. unreadable or over-long audio); `value` = sentence chrF (sacrebleu defaults:
   character 6-grams, beta 2) / 100, so the generic mean and CI are a meaningful secondary metric.
-- Corpus metrics (`corpus_metrics`): per pair, sacrebleu corpus BLEU over every scored utterance
-  (failed ones contribute an empty hypothesis; with repeats, all repeats are pooled), tokenizer
+- Corpus metrics (`corpus_metrics`, computed in tasks/covost_metrics.py): per pair, sacrebleu
+  corpus BLEU over every scored utterance (failed ones contribute an empty hypothesis; with
+  repeats, all repeats are pooled), tokenizer
   `13a`, `zh` for zh-CN targets, `ja-mecab` for Japanese targets when `mecab-python3` + `ipadic` are
   installed else `char` (recorded); the macro average over pairs is the card number. A percentile
   bootstrap (utterances resampled within each pair, 200 resamples, seeded) gives its 95% CI.
@@ -45,30 +46,32 @@ Sources
   .jsonl/.parquet/.json file with a `pair` column (the builtin smoke data). In .jsonl/.json rows,
   `audio` is a path relative to the folder of the pair's entry (its folder, or the file's folder),
   or an object with `bytes`, `path` or `array` + `sampling_rate`.
-- Prompt: Gemma model card, "Audio" best practices (PROTOCOLS.md §6.2). Metrics: sacrebleu, jiwer;
-  conventions in PROTOCOLS.md §6.3. CoVoST 2: arXiv 2007.10310.
+- Prompt: Gemma model card, "Audio" best practices (docs/protocols/covost2.md § Prompt). Metrics: sacrebleu, jiwer;
+  conventions in docs/protocols/covost2.md § Scoring. CoVoST 2: arXiv 2007.10310.
 """
 
 from __future__ import annotations
 
-import functools
 import io
 import re
-import sys
-import unicodedata
-from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jiwer
 import numpy as np
 import sacrebleu
-from sacrebleu.metrics import BLEU, CHRF
 
 from evals.schema import AudioPart, Completion, Message, Outcome, Request, Sample, Sampling, Score
 from tasks.common import failure_outcome, no_answer_outcome, repeat_requests
+from tasks.covost_metrics import (
+    BOOTSTRAP_RESAMPLES,
+    BOOTSTRAP_SEED,
+    NO_LABEL_FALLBACK,
+    bleu_tokenizer,
+    corpus_metrics,
+    sentence_chrf,
+)
 from tasks.data import (
     DATA_EXTENSIONS,
     DataError,
@@ -84,7 +87,7 @@ VERSION = "1"  # bump whenever the prompt, the extraction or the scoring changes
 
 # --- prompt -----------------------------------------------------------------------------------
 
-# The model card's speech-translation prompt (PROTOCOLS.md §6.2); the audio part follows it.
+# The model card's speech-translation prompt (docs/protocols/covost2.md § Prompt); the audio part follows it.
 AST_PROMPT = (
     "Transcribe the following speech segment in {source_language}, then translate it into "
     "{target_language}.\n"
@@ -170,20 +173,14 @@ HUB_REVISION = "17c8c81e331e7a6929118121771a58c7ef7331d8"
 HUB_REVISION_VERIFIED = False
 HUB_TEST_FILES = "{pair}/test-*.parquet"
 TEST_SPLIT = "test"
-# Test sizes stated on the dataset card (PROTOCOLS.md §6.1); other pairs are not checked.
+# Test sizes stated on the dataset card (docs/protocols/covost2.md § Data); other pairs are not checked.
 KNOWN_TEST_SIZES = {**dict.fromkeys(EN_X_PAIRS, 15_531), "ar_en": 1_695, "ca_en": 12_730}
 FINGERPRINT_FIELDS = ("id", "sentence", "translation", "audio")
 
 # --- scoring ------------------------------------------------------------------------------------
 
-NO_LABEL_FALLBACK = "no_label_fallback"
-BOOTSTRAP_RESAMPLES = 200
-BOOTSTRAP_SEED = 0
-CI_LEVEL = 0.95
-NO_SPACE_LANGUAGES = frozenset({"zh-CN", "ja"})  # ASR error as CER
 _EMPHASIS = "[*_]*"
 _COLON = "[:：]"
-_CHRF = CHRF()
 
 
 # --- answer parsing -------------------------------------------------------------------------------
@@ -223,146 +220,6 @@ def parse_answer(text: str, target_language: str, source_language: str) -> Parse
         return ParsedAnswer("", None, label_found=False)
     transcription = _strip_source_label(lines[0], language_name(source_language)) if len(lines) > 1 else None
     return ParsedAnswer(lines[-1], transcription, label_found=False)
-
-
-# --- metrics ------------------------------------------------------------------------------------
-
-
-@functools.cache
-def _mecab_available() -> bool:
-    try:
-        BLEU(tokenize="ja-mecab")
-    except (ImportError, RuntimeError):  # sacrebleu raises RuntimeError without mecab-python3/ipadic
-        return False
-    return True
-
-
-def bleu_tokenizer(target_language: str | None) -> str:
-    """sacrebleu tokenizer for a target language: zh for zh-CN, ja-mecab (or char) for ja, else 13a."""
-    if target_language == "zh-CN":
-        return "zh"
-    if target_language == "ja":
-        return "ja-mecab" if _mecab_available() else "char"
-    return "13a"
-
-
-def corpus_bleu(
-    hypotheses: Sequence[str],
-    references: Sequence[str],
-    target_lang: str | None = None,
-    tokenize: str | None = None,
-) -> dict[str, Any]:
-    """sacrebleu corpus BLEU (one reference per segment) with the target language's tokenizer,
-    unless `tokenize` names one. Precisions in percent, as sacrebleu prints them."""
-    if len(hypotheses) != len(references):
-        raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} references")
-    if not hypotheses:
-        raise ValueError("corpus BLEU of an empty corpus")
-    tokenize = tokenize or bleu_tokenizer(target_lang)
-    metric = BLEU(tokenize=tokenize)
-    result = metric.corpus_score(list(hypotheses), [list(references)])
-    return _bleu_dict(result, len(hypotheses), tokenize, str(metric.get_signature()))
-
-
-def _bleu_dict(result: Any, n: int, tokenize: str, signature: str) -> dict[str, Any]:
-    return {
-        "score": result.score,
-        "precisions": list(result.precisions),
-        "bp": result.bp,
-        "ratio": result.ratio,
-        "sys_len": result.sys_len,
-        "ref_len": result.ref_len,
-        "n": n,
-        "tokenize": tokenize,
-        "signature": signature,
-        "text": str(result),
-    }
-
-
-def sentence_chrf(hypothesis: str, reference: str) -> float:
-    """Sentence-level chrF (sacrebleu defaults) in points (0-100)."""
-    return _CHRF.sentence_score(hypothesis, [reference]).score
-
-
-@functools.cache
-def _punctuation_to_space() -> dict[int, str]:
-    """A str.translate table mapping every Unicode punctuation character (categories P*) to a space."""
-    return {i: " " for i in range(sys.maxunicode + 1) if unicodedata.category(chr(i)).startswith("P")}
-
-
-def normalize_for_asr(text: str) -> str:
-    """NFKC, lower-case, Unicode punctuation → space, whitespace collapsed."""
-    text = unicodedata.normalize("NFKC", text).lower().translate(_punctuation_to_space())
-    return " ".join(text.split())
-
-
-def asr_error(references: Sequence[str], hypotheses: Sequence[str], unit: str = "word") -> dict[str, Any]:
-    """Corpus WER (`unit="word"`) or CER (`"char"`, whitespace removed) after `normalize_for_asr`.
-    References that normalise to nothing are skipped (counted in `n_skipped`)."""
-    pairs = [
-        (normalize_for_asr(r), normalize_for_asr(h)) for r, h in zip(references, hypotheses, strict=True)
-    ]
-    if unit == "char":
-        pairs = [(r.replace(" ", ""), h.replace(" ", "")) for r, h in pairs]
-    kept = [(r, h) for r, h in pairs if r]
-    result: dict[str, Any] = {
-        "unit": unit,
-        "error_rate": None,
-        "n": len(kept),
-        "n_skipped": len(pairs) - len(kept),
-    }
-    if not kept:
-        return result
-    refs, hyps = [r for r, _ in kept], [h for _, h in kept]
-    out = jiwer.process_characters(refs, hyps) if unit == "char" else jiwer.process_words(refs, hyps)
-    errors = out.substitutions + out.deletions + out.insertions
-    result.update(
-        error_rate=errors / (out.substitutions + out.deletions + out.hits),
-        substitutions=out.substitutions,
-        deletions=out.deletions,
-        insertions=out.insertions,
-        hits=out.hits,
-    )
-    return result
-
-
-def _segment_stats(
-    hypotheses: Sequence[str], references: Sequence[str], tokenize: str
-) -> tuple[np.ndarray, str]:
-    """Per-segment BLEU statistics, one row each: sys_len, ref_len, 4 n-gram matches, 4 totals
-    (sacrebleu's own layout, from the method its paired bootstrap uses), and the signature."""
-    metric = BLEU(tokenize=tokenize)
-    stats = metric._extract_corpus_statistics(list(hypotheses), [list(references)])
-    return np.asarray(stats, dtype=np.int64), str(metric.get_signature())
-
-
-def _bleu_score(totals: np.ndarray) -> Any:
-    values = [int(v) for v in totals]
-    return BLEU.compute_bleu(values[2:6], values[6:10], values[0], values[1], smooth_method="exp")
-
-
-def bleu_from_stats(totals: np.ndarray) -> float:
-    """Corpus BLEU from summed segment statistics (same smoothing as `corpus_bleu`)."""
-    return _bleu_score(totals).score
-
-
-def _bootstrap(pair_stats: Sequence[np.ndarray], resamples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """BLEU of every pair (columns) for `resamples` resamples of its utterances (rows), and their
-    macro average per resample."""
-    rng = np.random.default_rng(seed)
-    boot = np.empty((resamples, len(pair_stats)))
-    for column, stats in enumerate(pair_stats):
-        n = len(stats)
-        weights = rng.multinomial(n, np.full(n, 1.0 / n), size=resamples)
-        sums = weights @ stats
-        boot[:, column] = [bleu_from_stats(row) for row in sums]
-    return boot, boot.mean(axis=1)
-
-
-def _interval(values: np.ndarray) -> list[float]:
-    alpha = (1 - CI_LEVEL) / 2
-    low, high = np.quantile(values, [alpha, 1 - alpha])
-    return [float(low), float(high)]
 
 
 # --- task ---------------------------------------------------------------------------------------
@@ -508,7 +365,7 @@ class CoVoST2:
             "loaded_pairs": list(self.loaded_pairs),
             "languages": self.languages,
             "per_language": self.per_language,
-            "prompt": "model card AST prompt (PROTOCOLS.md §6.2), audio after the text",
+            "prompt": "model card AST prompt (docs/protocols/covost2.md § Prompt), audio after the text",
             "hypothesis": "first line after the last '<Target>:' label; else the last line (flagged)",
             "bleu": {
                 "tokenize": {pair: bleu_tokenizer(split_pair(pair)[1]) for pair in self.pairs},
@@ -520,110 +377,6 @@ class CoVoST2:
             "data": data,
             "data_fingerprint": self.data_fingerprint,
         }
-
-
-# --- corpus metrics -------------------------------------------------------------------------------
-
-
-def corpus_metrics(
-    samples: Sequence[Sample],
-    scores: Sequence[Score],
-    *,
-    resamples: int = BOOTSTRAP_RESAMPLES,
-    seed: int = BOOTSTRAP_SEED,
-) -> dict[str, Any]:
-    """Per-pair corpus BLEU (every scored utterance; repeats pooled), the macro average over pairs
-    with a percentile bootstrap CI (utterances resampled within each pair), and per-pair ASR error
-    of the transcriptions. BLEU values are in sacrebleu points (0-100)."""
-    by_id = {s.id: s for s in samples}
-    grouped: dict[str, list[tuple[Sample, Score]]] = defaultdict(list)
-    for score in scores:
-        sample = by_id.get(score.sample_id)
-        if sample is not None and sample.category is not None:
-            grouped[sample.category].append((sample, score))
-    sample_counts = Counter(s.category for s in samples)
-    per_pair: dict[str, dict[str, Any]] = {}
-    pair_stats: list[np.ndarray] = []
-    for pair in sorted(grouped):
-        summary, stats = _pair_metrics(pair, grouped[pair], sample_counts[pair])
-        per_pair[pair] = summary
-        pair_stats.append(stats)
-    result: dict[str, Any] = {
-        "metric": "bleu",
-        "macro_bleu": None,
-        "ci95": None,
-        "bootstrap": {
-            "resamples": resamples,
-            "seed": seed,
-            "unit": "utterance within pair",
-            "level": CI_LEVEL,
-        },
-        "n_pairs": len(per_pair),
-        "pairs": list(per_pair),
-        "missing_pairs": sorted(p for p in sample_counts if p is not None and p not in per_pair),
-        "macro_wer": _macro_asr(per_pair, "word"),
-        "macro_cer": _macro_asr(per_pair, "char"),
-        "signatures": sorted({p["signature"] for p in per_pair.values()}),
-        "per_pair": per_pair,
-    }
-    if not per_pair:
-        return result
-    result["macro_bleu"] = float(np.mean([p["bleu"] for p in per_pair.values()]))
-    if resamples > 0:
-        boot, macro = _bootstrap(pair_stats, resamples, seed)
-        result["ci95"] = _interval(macro)
-        for column, summary in enumerate(per_pair.values()):
-            summary["ci95"] = _interval(boot[:, column])
-    return result
-
-
-def _pair_metrics(
-    pair: str, items: Sequence[tuple[Sample, Score]], n_samples: int
-) -> tuple[dict[str, Any], np.ndarray]:
-    """One pair's summary and its per-utterance BLEU statistics (repeats summed)."""
-    source, target = split_pair(pair)
-    tokenize = bleu_tokenizer(target)
-    hypotheses = [str(score.details.get("hypothesis") or "") for _, score in items]
-    references = [str(sample.target) for sample, _ in items]
-    segment, signature = _segment_stats(hypotheses, references, tokenize)
-    bleu = _bleu_dict(_bleu_score(segment.sum(axis=0)), len(items), tokenize, signature)
-    utterances = {sid: i for i, sid in enumerate(dict.fromkeys(sample.id for sample, _ in items))}
-    stats = np.zeros((len(utterances), segment.shape[1]), dtype=np.int64)
-    np.add.at(stats, [utterances[sample.id] for sample, _ in items], segment)
-    transcripts = [str(score.details.get("transcription") or "") for _, score in items]
-    asr = asr_error(
-        [str(sample.inputs.get("source_sentence", "")) for sample, _ in items],
-        transcripts,
-        "char" if source in NO_SPACE_LANGUAGES else "word",
-    )
-    summary = {
-        "bleu": bleu["score"],
-        "ci95": None,
-        "precisions": bleu["precisions"],
-        "bp": bleu["bp"],
-        "ratio": bleu["ratio"],
-        "sys_len": bleu["sys_len"],
-        "ref_len": bleu["ref_len"],
-        "tokenize": tokenize,
-        "signature": bleu["signature"],
-        "n_samples": n_samples,
-        "n_utterances": len(utterances),
-        "n_scores": len(items),
-        "n_hypotheses": sum(1 for h in hypotheses if h),
-        "n_empty_hypothesis": sum(1 for h in hypotheses if not h),
-        "n_no_label": sum(1 for _, score in items if NO_LABEL_FALLBACK in score.flags),
-        "n_empty_reference": sum(1 for r in references if not r.strip()),
-        "outcomes": dict(sorted(Counter(score.outcome.value for _, score in items).items())),
-        "mean_chrf": float(np.mean([score.value for _, score in items]) * 100),
-        "asr": asr,
-    }
-    return summary, stats
-
-
-def _macro_asr(per_pair: dict[str, dict[str, Any]], unit: str) -> float | None:
-    rates = [p["asr"]["error_rate"] for p in per_pair.values() if p["asr"]["unit"] == unit]
-    rates = [r for r in rates if r is not None]
-    return float(np.mean(rates)) if rates else None
 
 
 # --- rows -------------------------------------------------------------------------------------------

@@ -23,20 +23,16 @@ import soundfile
 from realdata import SHARED
 
 from evals.schema import AudioPart, Completion, Outcome, Sample, Score, Task
-from tasks import covost2
-from tasks.covost2 import (
-    AST_PROMPT,
+from tasks import covost2, covost_metrics
+from tasks.covost2 import AST_PROMPT, VARIANT_PAIRS, CoVoST2, language_name, parse_answer
+from tasks.covost_metrics import (
     NO_LABEL_FALLBACK,
-    VARIANT_PAIRS,
-    CoVoST2,
     asr_error,
     bleu_from_stats,
     bleu_tokenizer,
     corpus_bleu,
     corpus_metrics,
-    language_name,
     normalize_for_asr,
-    parse_answer,
 )
 from tasks.data import SMOKE_DIR, DataError
 
@@ -335,7 +331,7 @@ def test_corpus_metrics_pools_repeats_and_reports_missing_pairs():
 def test_bleu_from_summed_segment_stats_equals_corpus_bleu():
     hyps = ["the cat sat on a mat", "hello there", "", "a b c"]
     refs = ["the cat sat on the mat", "hello there friend", "x", "a b c d"]
-    stats, signature = covost2._segment_stats(hyps, refs, "13a")
+    stats, signature = covost_metrics._segment_stats(hyps, refs, "13a")
     assert signature == corpus_bleu(hyps, refs, "en")["signature"]
     assert stats.shape == (4, 10)
     assert bleu_from_stats(stats.sum(axis=0)) == pytest.approx(corpus_bleu(hyps, refs, "en")["score"])
