@@ -36,7 +36,7 @@ from common import build_requests
 
 from evals.schema import Request
 from runners.llamacpp import LlamaCppBackend
-from runners.openai import Job
+from runners.repeats import RepeatGroup
 
 
 class RecordingBackend(LlamaCppBackend):
@@ -46,7 +46,7 @@ class RecordingBackend(LlamaCppBackend):
         self.timings: list[dict[str, Any]] = []
         super().__init__(*args, **kwargs)
 
-    def completions(self, job: Job, response: dict[str, Any], seconds: float) -> list[Any]:
+    def completions(self, job: RepeatGroup, response: dict[str, Any], seconds: float) -> list[Any]:
         self.timings.append(dict(response.get("timings") or {}))
         return super().completions(job, response, seconds)
 

@@ -6,6 +6,8 @@ PATH, or the newest build made by `scripts/build_llama_cpp.sh` under `$EVALS_LLA
 `LlamaServer` starts the binary on a free loopback port with its own log file, waits for
 `/health`, and stops it again: on `stop()`, on leaving a `with` block, when garbage collected, at
 interpreter exit, and (Linux, when started from the main thread) when the harness process dies.
+The server does not see `LLAMA_ARG_*` environment variables (llama.cpp reads them as arguments):
+every setting is on its command line, where the backends can record it.
 
 It does not talk the OpenAI protocol, build llama.cpp or convert models: see `runners.openai`,
 `scripts/build_llama_cpp.sh` and `runners.gguf_convert`.
@@ -144,6 +146,12 @@ def last_log_line(path: Path) -> str:
     return (errors or lines or ["(empty log)"])[-1]
 
 
+def server_environment() -> dict[str, str]:
+    """This process's environment minus `LLAMA_ARG_*` settings, which llama-server would read as
+    arguments: what changes outputs is on the command line (and in the fingerprint) only."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("LLAMA_ARG_")}
+
+
 def _die_with_parent() -> None:  # runs in the child between fork and exec (Linux only)
     import ctypes
 
@@ -255,6 +263,7 @@ class LlamaServer:
             self.process = subprocess.Popen(
                 self.command(port),
                 stdin=subprocess.DEVNULL,
+                env=server_environment(),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 preexec_fn=_die_with_parent if sys.platform == "linux" and main_thread else None,

@@ -1,17 +1,24 @@
 """llama.cpp backend (`LlamaCppBackend`, backend name "llamacpp"): a GGUF model served by a private
 llama-server, driven through the OpenAI-compatible client.
 
-On construction it starts `llama-server` (`runners.llama_server`) on a free loopback port with one
-slot per concurrent request (`parallel`), a unified KV cache (`--kv-unified`: all slots share one
-pool of `ctx_size` tokens and any one sequence may use all of it; the default `ctx_size` is the
-model's trained context length), the multimodal projector (`mmproj`: a path, or by default the one
-`mmproj*.gguf` beside the model file, as GGUF releases ship it) for image and audio parts, an
-image token budget matching the HF backend's `max_soft_tokens` (`--image-min-tokens` =
-`--image-max-tokens` = budget: images are scaled to fill it, as the Gemma 4 processor does), and
-optionally an MTP drafter (`draft_model`: `--spec-type draft-mtp -md`). Generation is
-`runners.openai.OpenAIBackend` against that server, so retries, concurrency and the wire format are
-shared with the "openai" backend; a request sent after the server died fails at once with the
-server's last log line instead of being retried.
+On construction it reads the GGUF header once (`runners.gguf_meta`: scalars and tensor types, no
+vocabulary arrays, no tensors) and starts `llama-server` (`runners.llama_server`) on a free
+loopback port with one slot per concurrent request (`parallel`), each slot with its own KV cache of
+`ctx_size` tokens (the server gets `ctx_size * parallel`; the default `ctx_size` is the model's
+trained context length: lower it for long-context models, whose KV cache grows with it), the
+multimodal projector (`mmproj`: a path, or by default the one `mmproj*.gguf` beside the model
+file, as GGUF releases ship it) for image and audio parts, an image token budget matching the HF
+backend's `max_soft_tokens` (`--image-min-tokens` = `--image-max-tokens` = budget: images are
+scaled to fill it, as the Gemma 4 processor does), and optionally an MTP drafter (`draft_model`:
+`--spec-type draft-mtp -md`). Generation is `runners.openai.OpenAIBackend` against that server, so
+retries, concurrency and the wire format are shared with the "openai" backend; a request sent
+after the server died fails at once with the server's last log line instead of being retried.
+
+Determinism: with a KV cache per slot, greedy outputs are the same from run to run.
+`unified_kv=True` (`--kv-unified`: all slots share one pool of `ctx_size` tokens) needs less
+memory and is faster with many slots, but is NOT deterministic: with parallel > 1, SmolLM2's greedy
+outputs differed between two identical runs for most of 64 prompts. It is off by default and
+recorded in the fingerprint, so cached completions of the two modes never mix.
 
 Server flags chosen so that results line up with the HF backend: `--skip-chat-parsing --special
 --reasoning-format none` return the generated text verbatim, special tokens included (Gemma 4's
@@ -25,27 +32,31 @@ text request (its own /apply-template then /tokenize), and `greedy_ids(ids, n)` 
 continuation of given prompt ids (/completion, temperature 0), stopping before any
 end-of-generation token.
 
-It does not convert or quantize models (`runners.gguf_convert`), build llama.cpp
-(`scripts/build_llama_cpp.sh`), or cache completions.
+Model, `mmproj` and `draft_model` are file paths: `pkg:` and `builtin:` specs are resolved by the
+harness before the backend is built. It does not convert or quantize models
+(`runners.gguf_convert`), build llama.cpp (`scripts/build_llama_cpp.sh`), or cache completions.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import shlex
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import gguf  # the "llamacpp" extra; imported here so that its absence fails with the fix
 import httpx
 
-from evals.schema import AudioPart, ImagePart, Request, iter_parts
+from evals.schema import AudioPart, BackendOptions, ImagePart, Request, build_options, iter_parts, option
 from runners import chat_wire
-from runners.hf_fingerprint import gguf_quantization, quick_digest, text_sha256
+from runners.fingerprint import quick_digest, text_sha256
+from runners.gguf_meta import GGUFFormatError, quantization, read_header
+from runners.http_retry import RequestFailed, Transient
 from runners.llama_server import LlamaServer, find_llama_server, last_log_line
-from runners.openai import OpenAIBackend, RequestFailed, Transient
+from runners.openai import OpenAIBackend, OpenAIOptions
 
 DEFAULT_CTX_SIZE = 4096  # when the GGUF does not say how long a context the model was trained for
 # Verbatim output (special tokens kept, no server-side reasoning parser) and HF-like sampling.
@@ -59,7 +70,7 @@ FIXED_ARGS = (
     "--min-p",
     "0",
 )
-_FIX = "pass a .gguf file (convert a Hugging Face directory with runners.gguf_convert) or pkg:PACKAGE/FILE"
+_FIX = "pass a .gguf file (convert a Hugging Face directory with runners.gguf_convert)"
 
 
 class UnsupportedInput(ValueError):
@@ -81,39 +92,36 @@ class GGUFInfo:
 
     @staticmethod
     def read(path: Path) -> GGUFInfo:
-        reader = gguf.GGUFReader(str(path))
-
-        def scalar(key: str) -> Any:
-            field = reader.fields.get(key)
-            if field is None or not field.data:
-                return None
-            part = field.parts[field.data[0]]
-            if field.types and field.types[0] == gguf.GGUFValueType.STRING:
-                return bytes(part).decode("utf-8", errors="replace")
-            return part[0].item()
-
-        architecture = scalar("general.architecture")
-        context = scalar(f"{architecture}.context_length") if architecture else None
-        quantization = gguf_quantization(path)
-        file_type = quantization.get("file_type") or ""
+        """One pass over the header (`runners.gguf_meta.read_header`)."""
+        try:
+            header = read_header(path)
+        except GGUFFormatError as exc:
+            raise ValueError(f"{exc}; {_FIX}") from exc
+        values = header.values
+        architecture = values.get("general.architecture")
+        context = values.get(f"{architecture}.context_length") if architecture else None
+        quant = quantization(header)
+        file_type = quant.get("file_type") or ""
         short = file_type.removeprefix("MOSTLY_").removeprefix("ALL_") or None
-        bos, adds_bos = scalar("tokenizer.ggml.bos_token_id"), scalar("tokenizer.ggml.add_bos_token")
+        bos, adds_bos = values.get("tokenizer.ggml.bos_token_id"), values.get("tokenizer.ggml.add_bos_token")
+        template = values.get("tokenizer.chat_template")
         return GGUFInfo(
             bos_id=int(bos) if bos is not None and adds_bos else None,
-            architecture=architecture,
+            architecture=str(architecture) if architecture is not None else None,
             context_length=int(context) if context else None,
-            chat_template=scalar("tokenizer.chat_template"),
-            quantization={"format": "gguf", "type": short, **quantization},
+            chat_template=template if isinstance(template, str) else None,
+            quantization={"format": "gguf", "type": short, **quant},
         )
 
 
 def gguf_path(spec: str | Path, what: str) -> Path:
-    """A GGUF file from a path or `pkg:PACKAGE/FILE`; a one-line ValueError otherwise."""
+    """A GGUF file from its path; a one-line ValueError otherwise."""
     spec = str(spec)
-    if spec.startswith("pkg:"):
-        from evals.models import resolve_model
-
-        spec = resolve_model(spec)
+    if spec.startswith(("pkg:", "builtin:")):
+        raise ValueError(
+            f"{what} {spec!r} is a model spec, not a file: the harness resolves specs (evals run); "
+            "here pass the .gguf file's path"
+        )
     path = Path(spec).expanduser()
     if path.is_dir():
         raise ValueError(f"{what} {spec!r} is a directory, not a GGUF file; {_FIX}")
@@ -161,75 +169,96 @@ def supports_flag(binary: str, flag: str) -> bool:
 # --- the backend --------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class LlamaCppOptions(BackendOptions):
+    """The "llamacpp" backend's options (`--backend-opt KEY=VALUE`). `mmproj` and `draft_model`
+    are file paths (the harness resolves `pkg:`/`builtin:` specs before the backend is built)."""
+
+    mmproj: str | None = option(
+        "auto", "multimodal projector .gguf; 'auto': the one mmproj*.gguf beside the model; 'none': text only"
+    )
+    server_binary: str | None = option(
+        None, "llama-server binary (default: $EVALS_LLAMA_SERVER, PATH, build)"
+    )
+    parallel: int = option(4, "server slots, i.e. requests generated at once")
+    ctx_size: int | None = option(None, "context per request, prompt + output (default: the model's)")
+    threads: int | None = option(None, "CPU threads (default: llama-server's choice)")
+    max_soft_tokens: int | None = option(None, "image token budget (--image-min/max-tokens)")
+    draft_model: str | None = option(None, "MTP drafter .gguf for speculative decoding")
+    draft_tokens: int | None = option(None, "tokens drafted per step (needs draft_model)")
+    unified_kv: bool = option(
+        False, "one KV pool shared by all slots (--kv-unified): faster, but greedy outputs vary run to run"
+    )
+    startup_timeout: float = option(120.0, "seconds to wait for the server to load the model")
+    extra_args: tuple[str, ...] | str = option(
+        (),
+        "more llama-server arguments (one shell-quoted string on the command line); part of the fingerprint",
+    )
+    timeout: float = option(600.0, "seconds one request may take")
+    max_retries: int = option(2, "retries of a request that failed transiently")
+    use_n: bool = option(False, "send the repeats of one prompt as one request with n choices")
+
+
 class LlamaCppBackend(OpenAIBackend):
     """A GGUF model on a private llama-server (see the module docstring)."""
 
     name = "llamacpp"
+    options_type: type[BackendOptions] = LlamaCppOptions
+    takes_image_budget = True
 
-    def __init__(
-        self,
-        model: str,
-        *,
-        mmproj: str | None = "auto",
-        server_binary: str | None = None,
-        parallel: int = 4,
-        ctx_size: int | None = None,
-        threads: int | None = None,
-        max_soft_tokens: int | None = None,
-        draft_model: str | None = None,
-        draft_tokens: int | None = None,
-        startup_timeout: float = 120.0,
-        extra_args: Sequence[str] = (),
-        timeout: float = 600.0,
-        max_retries: int = 2,
-        use_n: bool = False,
-        progress: bool = True,
-    ) -> None:
-        for name, value in (
-            ("parallel", parallel),
-            ("ctx_size", ctx_size),
-            ("max_soft_tokens", max_soft_tokens),
-        ):
-            if value is not None and (not isinstance(value, int) or value < 1):
+    def __init__(self, model: str, options: LlamaCppOptions | None = None, **overrides: Any) -> None:
+        build_options(LlamaCppOptions, overrides, owner=f"backend '{self.name}'")  # names and types
+        opts = dataclasses.replace(options or LlamaCppOptions(), **overrides)
+        extra = opts.extra_args
+        opts = dataclasses.replace(
+            opts, extra_args=tuple(shlex.split(extra)) if isinstance(extra, str) else tuple(map(str, extra))
+        )
+        for name in ("parallel", "ctx_size", "threads", "max_soft_tokens", "draft_tokens"):
+            value = getattr(opts, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
-        if draft_tokens is not None and draft_model is None:
+        if opts.draft_tokens is not None and opts.draft_model is None:
             raise ValueError("draft_tokens needs draft_model; pass the MTP drafter's .gguf as draft_model")
         self.model_path = gguf_path(model, "model")
-        self.mmproj_path = find_mmproj(self.model_path, mmproj)
-        self.draft_path = gguf_path(draft_model, "draft_model") if draft_model is not None else None
-        binary = find_llama_server(server_binary)
+        self.mmproj_path = find_mmproj(self.model_path, opts.mmproj)
+        self.draft_path = gguf_path(opts.draft_model, "draft_model") if opts.draft_model is not None else None
+        binary = find_llama_server(opts.server_binary)
+        if opts.unified_kv and not supports_flag(str(binary), "--kv-unified"):
+            raise ValueError(f"{binary} has no --kv-unified flag; drop unified_kv or build a newer llama.cpp")
         self.info = GGUFInfo.read(self.model_path)
         self.bos_id = self.info.bos_id  # for evals.parity's one-BOS check
-        self.max_soft_tokens = max_soft_tokens
-        self.draft_tokens = draft_tokens
-        self.unified_kv = supports_flag(str(binary), "--kv-unified")
-        per_sequence = ctx_size or self.info.context_length or DEFAULT_CTX_SIZE
+        self.max_soft_tokens = opts.max_soft_tokens
+        self.draft_tokens = opts.draft_tokens
+        self.unified_kv = opts.unified_kv
+        per_sequence = opts.ctx_size or self.info.context_length or DEFAULT_CTX_SIZE
         self.ctx_per_sequence = per_sequence  # a request's prompt + output must fit in it
-        self.extra_args = tuple(map(str, extra_args))
+        self.extra_args = tuple(opts.extra_args)
         self.server = LlamaServer(
             self.model_path,
             mmproj=self.mmproj_path,
-            parallel=parallel,
-            # A unified cache lets any one sequence use the whole pool; split caches give each slot 1/parallel.
-            ctx_size=per_sequence if self.unified_kv else per_sequence * parallel,
-            threads=threads,
+            parallel=opts.parallel,
+            # Split caches give each slot 1/parallel of the total; a unified pool lets any one
+            # sequence use all of it. Either way one request may use `per_sequence` tokens.
+            ctx_size=per_sequence if opts.unified_kv else per_sequence * opts.parallel,
+            threads=opts.threads,
             extra_args=(*self._server_args(), *self.extra_args),
             binary=binary,
-            startup_timeout=startup_timeout,
+            startup_timeout=opts.startup_timeout,
         ).start()
         try:
-            super().__init__(
-                self.model_path.name,
+            client = OpenAIOptions(
                 base_url=f"{self.server.base_url}/v1",
-                concurrency=parallel,
-                timeout=timeout,
-                max_retries=max_retries,
-                use_n=use_n,
-                progress=progress,
+                concurrency=opts.parallel,
+                timeout=opts.timeout,
+                max_retries=opts.max_retries,
+                use_n=opts.use_n,
+                progress=opts.progress,
             )
+            super().__init__(self.model_path.name, client)
         except Exception:
             self.server.stop()
             raise
+        self.options = opts  # the client's settings stay in their attributes (base_url, timeout, ...)
 
     def _server_args(self) -> list[str]:
         args = list(FIXED_ARGS) + (["--kv-unified"] if self.unified_kv else [])
@@ -323,7 +352,8 @@ class LlamaCppBackend(OpenAIBackend):
     def fingerprint(self) -> dict[str, Any]:
         """Server version, weights identity (file name + quick digest), quantization (GGUF file
         type), chat template hash, projector and drafter identity, image budget, context per
-        sequence (a smaller one cuts outputs short) and `extra_args` (files among them by name and
+        sequence (a smaller one cuts outputs short), whether the KV cache is unified (it changes
+        outputs) and `extra_args` (files among them by name and
         digest); paths and the URL go under "location"."""
         if self._fingerprint is None:
             fingerprint = super().fingerprint()
@@ -339,6 +369,7 @@ class LlamaCppBackend(OpenAIBackend):
                     "draft_tokens": self.draft_tokens,
                     "server_args": list(FIXED_ARGS),
                     "ctx_size": self.ctx_per_sequence,
+                    "unified_kv": self.unified_kv,  # on, greedy outputs vary from run to run
                 }
             )
             if self.extra_args:  # e.g. --repeat-penalty, --chat-template-file: they change outputs

@@ -47,227 +47,66 @@ here only controls one-line notices on stderr about retries and n fallbacks.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import dataclasses
 import json
 import os
 import queue
-import random
-import re
 import sys
-import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator, Sequence
-from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
-from evals.schema import Completion, Request, stable_hash
+from evals.schema import BackendOptions, Completion, Request, build_options, option
 from runners import chat_wire
+from runners.http_retry import (
+    LoopThread,
+    RequestFailed,
+    RetryPolicy,
+    Transient,
+    n_limit,
+    one_line,
+    retry_after_seconds,
+    server_message,
+)
+from runners.outputs import error_completion
+from runners.repeats import RepeatGroup, group_repeats, split_group
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
-_MAX_DELAY = 60.0
-_MAX_RETRY_AFTER = 300.0
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 _MODEL_FIELDS = ("id", "owned_by", "meta", "max_model_len", "parent")
-
-
-# --- what failed, and when to try again ---------------------------------------------------
-
-
-class RequestFailed(Exception):
-    """A call that failed for good; `reason` is one line, `timeout` says it ran out of time."""
-
-    def __init__(self, reason: str, *, status: int | None = None, timeout: bool = False) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.status = status
-        self.timeout = timeout
-
-
-class Transient(RequestFailed):
-    """A failure worth retrying (429, 5xx, connection trouble, timeout, malformed JSON)."""
-
-    def __init__(
-        self,
-        reason: str,
-        *,
-        status: int | None = None,
-        timeout: bool = False,
-        retry_after: float | None = None,
-        refused: bool = False,
-    ) -> None:
-        super().__init__(reason, status=status, timeout=timeout)
-        self.retry_after = retry_after
-        self.refused = refused  # no connection could be made at all
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff with jitter: attempt a waits backoff * 2**a * U(0.5, 1), at most 60 s;
-    a server's Retry-After (capped at 300 s) replaces the computed wait."""
-
-    max_retries: int = 4
-    backoff: float = 1.0
-
-    def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        if retry_after is not None:
-            return min(max(retry_after, 0.0), _MAX_RETRY_AFTER)
-        return min(self.backoff * 2**attempt, _MAX_DELAY) * random.uniform(0.5, 1.0)
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """Retry-After as seconds: a number, or an HTTP date (None when absent or unreadable)."""
-    if not value:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        return parsedate_to_datetime(value).timestamp() - time.time()
-    except (TypeError, ValueError):
-        return None
-
-
-def one_line(text: str, limit: int = 300) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def server_message(response: httpx.Response) -> str:
-    """The error message a server put in its body (OpenAI, vLLM, FastAPI or llama-server shape)."""
-    try:
-        data = response.json()
-    except ValueError:
-        return one_line(response.text) or response.reason_phrase
-    if isinstance(data, dict):
-        error = data.get("error")
-        if isinstance(error, dict) and error.get("message"):
-            return one_line(str(error["message"]))
-        for value in (error, data.get("message"), data.get("detail")):
-            if value:
-                return one_line(value if isinstance(value, str) else json.dumps(value))
-    return one_line(response.text)
-
-
-# --- which requests go together -----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Job:
-    """One HTTP call: one request, or k repeats of one prompt sent with n=k (seed of the first)."""
-
-    requests: tuple[Request, ...]
-
-    @property
-    def n(self) -> int:
-        return len(self.requests)
-
-    @property
-    def first(self) -> Request:
-        return self.requests[0]
-
-
-def repeat_group(request: Request) -> str:
-    """What a request shares with the other repeats of its prompt: everything but repeat and seed."""
-    identity = request.cache_identity()
-    identity.pop("repeat")
-    identity["sampling"].pop("seed")
-    return stable_hash(identity)
-
-
-def plan_jobs(requests: Sequence[Request], *, use_n: bool, n_cap: int | None = None) -> list[Job]:
-    """One Job per request, or (use_n) one per run of repeats with consecutive seeds s, s+1, ...,
-    at most `n_cap` long. Jobs keep the order of their first request."""
-    if not use_n:
-        return [Job((r,)) for r in requests]
-    groups: dict[str, list[Request]] = {}
-    for request in requests:
-        groups.setdefault(repeat_group(request), []).append(request)
-    jobs: list[tuple[int, Job]] = []
-    order = {id(r): i for i, r in enumerate(requests)}
-    for members in groups.values():
-        run: list[Request] = []
-        for request in sorted(members, key=lambda r: r.sampling.seed):
-            consecutive = run and request.sampling.seed == run[-1].sampling.seed + 1
-            if run and (not consecutive or (n_cap is not None and len(run) >= n_cap)):
-                jobs.append((order[id(run[0])], Job(tuple(run))))
-                run = []
-            run.append(request)
-        if run:
-            jobs.append((order[id(run[0])], Job(tuple(run))))
-    return [job for _, job in sorted(jobs, key=lambda item: item[0])]
-
-
-def split_job(job: Job, cap: int) -> list[Job]:
-    return [Job(job.requests[i : i + cap]) for i in range(0, job.n, max(cap, 1))]
-
-
-def n_limit(message: str) -> int | None:
-    """The n limit an error names ("... <= 2"), if any."""
-    found = re.findall(r"<=\s*(\d+)", message)
-    return int(found[-1]) if found else None
-
-
-def error_completion(request: Request, failure: BaseException, seconds: float = 0.0) -> Completion:
-    timeout = isinstance(failure, RequestFailed) and failure.timeout
-    if isinstance(failure, RequestFailed):
-        reason = failure.reason
-    else:
-        reason = (
-            f"{type(failure).__name__}: {one_line(str(failure))}" if str(failure) else type(failure).__name__
-        )
-    return Completion(
-        key=request.key,
-        text="",
-        finish_reason="timeout" if timeout else "error",
-        seconds=seconds,
-        error=reason,
-    )
-
-
-# --- the background loop ------------------------------------------------------------------
-
-
 _DONE = object()
+__all__ = [
+    "OpenAIBackend",
+    "OpenAIOptions",
+    "RequestFailed",
+    "RetryPolicy",
+    "Transient",
+    "retry_after_seconds",
+]
 
 
-class LoopThread:
-    """Runs one coroutine on a private asyncio loop in a daemon thread; `stop()` cancels it and
-    waits for the thread (bounded)."""
+@dataclass(frozen=True)
+class OpenAIOptions(BackendOptions):
+    """The "openai" backend's options (`--backend-opt KEY=VALUE`)."""
 
-    def __init__(self, main: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        self._main = main
-        self._loop = asyncio.new_event_loop()
-        self._task: asyncio.Task[None] | None = None
-        self._thread = threading.Thread(target=self._run, name="openai-client", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        try:
-            self._task = self._loop.create_task(self._main())
-            self._loop.run_until_complete(self._task)
-        except asyncio.CancelledError:
-            pass
-        finally:
-            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
-            self._loop.close()
-
-    def _cancel(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-
-    def stop(self, timeout: float = 30.0) -> None:
-        if self._thread.is_alive():
-            with contextlib.suppress(RuntimeError):  # the loop closed in between
-                self._loop.call_soon_threadsafe(self._cancel)
-            self._thread.join(timeout)
+    base_url: str = option(DEFAULT_BASE_URL, "the server's OpenAI-compatible root, ending in /v1")
+    api_key: str | None = field(
+        default=None,
+        repr=False,  # never printed
+        metadata={"help": "bearer token (default: $OPENAI_API_KEY; none for a local server)"},
+    )
+    concurrency: int = option(8, "requests in flight at once")
+    timeout: float = option(600.0, "seconds one HTTP call may take before it is retried")
+    max_retries: int = option(4, "retries of a call that failed transiently (429, 5xx, connection, timeout)")
+    retry_backoff: float = option(1.0, "base of the exponential backoff between retries, in seconds")
+    use_n: bool = option(False, "send the repeats of one prompt as one call with n choices (see docs)")
+    extra_body: Mapping[str, Any] | str | None = option(
+        None, 'JSON object merged into every request body, e.g. {"min_p": 0.05} (part of the fingerprint)'
+    )
 
 
 # --- the backend --------------------------------------------------------------------------
@@ -278,20 +117,15 @@ class OpenAIBackend:
 
     name = "openai"
 
-    def __init__(
-        self,
-        model: str,
-        *,
-        base_url: str = DEFAULT_BASE_URL,
-        api_key: str | None = None,
-        concurrency: int = 8,
-        timeout: float = 600.0,
-        max_retries: int = 4,
-        retry_backoff: float = 1.0,
-        use_n: bool = False,
-        extra_body: dict[str, Any] | str | None = None,
-        progress: bool = True,
-    ) -> None:
+    options_type: type[BackendOptions] = OpenAIOptions
+    takes_image_budget = False  # the server decides how many soft tokens an image gets
+    options: BackendOptions
+
+    def __init__(self, model: str, options: OpenAIOptions | None = None, **overrides: Any) -> None:
+        build_options(OpenAIOptions, overrides, owner=f"backend '{self.name}'")  # names and types
+        opts = dataclasses.replace(options or OpenAIOptions(), **overrides)
+        self.options = opts
+        concurrency, timeout, max_retries = opts.concurrency, opts.timeout, opts.max_retries
         if not isinstance(concurrency, int) or concurrency < 1:
             raise ValueError(
                 f"concurrency must be a whole number >= 1, got {concurrency!r}; e.g. concurrency=8"
@@ -302,19 +136,19 @@ class OpenAIBackend:
             raise ValueError(
                 f"max_retries must be a whole number >= 0, got {max_retries!r}; e.g. max_retries=4"
             )
-        if retry_backoff < 0:
+        if opts.retry_backoff < 0:
             raise ValueError(
-                f"retry_backoff must be >= 0 seconds, got {retry_backoff!r}; e.g. retry_backoff=1"
+                f"retry_backoff must be >= 0 seconds, got {opts.retry_backoff!r}; e.g. retry_backoff=1"
             )
         self.model = model
-        self.base_url = base_url
-        self.api_key = os.environ.get("OPENAI_API_KEY", "") if api_key is None else api_key
+        self.base_url = opts.base_url
+        self.api_key = os.environ.get("OPENAI_API_KEY", "") if opts.api_key is None else opts.api_key
         self.concurrency = concurrency
         self.timeout = float(timeout)
-        self.retry = RetryPolicy(max_retries, float(retry_backoff))
-        self.use_n = bool(use_n)
-        self.extra_body = _extra_body(extra_body)
-        self.progress = progress
+        self.retry = RetryPolicy(max_retries, float(opts.retry_backoff))
+        self.use_n = bool(opts.use_n)
+        self.extra_body = _extra_body(opts.extra_body)
+        self.progress = opts.progress
         self.n_cap: int | None = None  # the largest n the server accepted, once it refused one
         self.unreachable = False  # a request spent its retries on refused connections, none got through since
         self._fingerprint: dict[str, Any] | None = None
@@ -415,7 +249,7 @@ class OpenAIBackend:
 
     def generate(self, requests: Sequence[Request]) -> Iterator[Completion]:
         """Yield one Completion per request as each finishes (in any order)."""
-        jobs = plan_jobs(requests, use_n=self.use_n, n_cap=self.n_cap)
+        jobs = group_repeats(requests, use_n=self.use_n, n_cap=self.n_cap)
         if not jobs:
             return
         results: queue.Queue[Any] = queue.Queue()
@@ -432,12 +266,12 @@ class OpenAIBackend:
         finally:
             loop.stop()
 
-    async def _serve(self, jobs: Sequence[Job], emit: Callable[[Any], None]) -> None:
+    async def _serve(self, jobs: Sequence[RepeatGroup], emit: Callable[[Any], None]) -> None:
         """Run every job with `concurrency` workers; emit Completions, then _DONE (or the exception
         that stopped the run)."""
         try:
             async with self.http_client() as client:
-                pending: asyncio.Queue[Job] = asyncio.Queue()
+                pending: asyncio.Queue[RepeatGroup] = asyncio.Queue()
                 for job in jobs:
                     pending.put_nowait(job)
                 workers = [
@@ -473,7 +307,9 @@ class OpenAIBackend:
         """Proxy settings from the environment apply, except to a server on this machine."""
         return urlsplit(self.base_url).hostname not in _LOOPBACK
 
-    async def _worker(self, client: httpx.AsyncClient, pending: asyncio.Queue[Job], emit: Callable) -> None:
+    async def _worker(
+        self, client: httpx.AsyncClient, pending: asyncio.Queue[RepeatGroup], emit: Callable
+    ) -> None:
         while True:
             job = await pending.get()
             try:
@@ -488,7 +324,9 @@ class OpenAIBackend:
             finally:
                 pending.task_done()
 
-    async def run_job(self, client: httpx.AsyncClient, job: Job) -> tuple[list[Completion], list[Job]]:
+    async def run_job(
+        self, client: httpx.AsyncClient, job: RepeatGroup
+    ) -> tuple[list[Completion], list[RepeatGroup]]:
         """One HTTP call: the finished Completions, and the jobs still to run (n fallback)."""
         start = time.perf_counter()
         try:
@@ -500,7 +338,9 @@ class OpenAIBackend:
             if job.n > 1 and exc.status is not None and 400 <= exc.status < 500 and exc.status != 429:
                 return [], self._n_refused(job, exc.reason)
             seconds = (time.perf_counter() - start) / job.n
-            return [error_completion(r, exc, seconds) for r in job.requests], []
+            return [
+                error_completion(r, exc.reason, seconds=seconds, timed_out=exc.timeout) for r in job.requests
+            ], []
         except ValueError as exc:  # unreadable media, an answer in an unknown shape
             return [error_completion(r, exc) for r in job.requests], []
         missing = job.requests[len(completions) :]
@@ -508,13 +348,13 @@ class OpenAIBackend:
             self._lower_n_cap(
                 max(len(completions), 1), f"server returned {len(completions)} of n={job.n} choices"
             )
-        return completions, [Job((r,)) for r in missing]
+        return completions, [RepeatGroup((r,)) for r in missing]
 
-    def _n_refused(self, job: Job, reason: str) -> list[Job]:
+    def _n_refused(self, job: RepeatGroup, reason: str) -> list[RepeatGroup]:
         limit = n_limit(reason)
         cap = limit if limit is not None and 1 <= limit < job.n else 1
         self._lower_n_cap(cap, reason)
-        return split_job(job, cap)
+        return split_group(job, cap)
 
     def _lower_n_cap(self, cap: int, reason: str) -> None:
         if self.n_cap is None or cap < self.n_cap:
@@ -578,7 +418,7 @@ class OpenAIBackend:
             )
         return data
 
-    def completions(self, job: Job, response: dict[str, Any], seconds: float) -> list[Completion]:
+    def completions(self, job: RepeatGroup, response: dict[str, Any], seconds: float) -> list[Completion]:
         """The job's Completions from one response, in choice-index order (fewer when the server
         returned fewer choices than asked)."""
         choices = sorted(response["choices"], key=lambda c: c.get("index", 0) if isinstance(c, dict) else 0)
@@ -612,7 +452,7 @@ class OpenAIBackend:
         """Nothing is held between generate() calls; present for the Backend protocol."""
 
 
-def _extra_body(value: dict[str, Any] | str | None) -> dict[str, Any]:
+def _extra_body(value: Mapping[str, Any] | str | None) -> dict[str, Any]:
     """extra_body as a dict; a string (from the command line) is parsed as a JSON object."""
     if value is None:
         return {}
@@ -623,7 +463,7 @@ def _extra_body(value: dict[str, Any] | str | None) -> dict[str, Any]:
             raise ValueError(
                 f"extra_body is not valid JSON ({exc.msg}); pass a JSON object, e.g. '{{\"min_p\": 0.05}}'"
             ) from exc
-    if not isinstance(value, dict):
+    if not isinstance(value, Mapping):
         raise ValueError(
             f'extra_body must be a JSON object, got {type(value).__name__}; e.g. {{"min_p": 0.05}}'
         )

@@ -1,13 +1,17 @@
-"""Split a decoded model output into reasoning and final answer.
+"""What every backend builds its Completions from: the split of a decoded output into reasoning
+and final answer, and the one error Completion for a request that failed.
 
-Understands Gemma 4 channels (`<|channel>thought\\n...<channel|>answer`, decoded with special
-tokens kept) and `<think>...</think>` tags. It does not decode tokens and does not extract
-answers: tasks do that on the returned final answer only.
+`split_output` understands Gemma 4 channels (`<|channel>thought\\n...<channel|>answer`, decoded
+with special tokens kept) and `<think>...</think>` tags. `error_completion` turns a failure into a
+Completion with a one-line `error`. It does not decode tokens and does not extract answers: tasks
+do that on the returned final answer only.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from evals.schema import Completion, Request
 
 GEMMA4_OPEN = "<|channel>"
 GEMMA4_CLOSE = "<channel|>"
@@ -74,3 +78,38 @@ def _strip_pads(text: str) -> str:
     for pad in PAD_MARKERS:
         text = text.replace(pad, "")
     return text
+
+
+# --- failures -----------------------------------------------------------------------------
+
+_ERROR_LIMIT = 300
+
+
+def error_message(failure: BaseException) -> str:
+    """One line: `Type: first line of the message` (just the type when there is no message),
+    whitespace collapsed, at most 300 characters."""
+    text = str(failure).strip()
+    first = " ".join(text.splitlines()[0].split()) if text else ""
+    line = f"{type(failure).__name__}: {first}" if first else type(failure).__name__
+    return line if len(line) <= _ERROR_LIMIT else line[: _ERROR_LIMIT - 3] + "..."
+
+
+def error_completion(
+    request: Request,
+    failure: BaseException | str,
+    *,
+    seconds: float = 0.0,
+    prompt_tokens: int = 0,
+    timed_out: bool = False,
+) -> Completion:
+    """The Completion of a request that failed: no text, finish_reason "error" ("timeout" when it
+    ran out of time), and `failure` as its error (an exception through `error_message`, a string
+    as given: a reason the caller already wrote as one line)."""
+    return Completion(
+        key=request.key,
+        text="",
+        finish_reason="timeout" if timed_out else "error",
+        prompt_tokens=prompt_tokens,
+        seconds=seconds,
+        error=failure if isinstance(failure, str) else error_message(failure),
+    )

@@ -25,7 +25,9 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from evals.schema import Completion, Request
-from runners.vllm import Engine, Unit, VLLMOptions, chunk_units, error_message
+from runners.outputs import error_completion, error_message
+from runners.repeats import RepeatGroup
+from runners.vllm_engine import Engine, VLLMOptions, chunk_units
 
 POLL_SECONDS = 5.0
 STOP_SECONDS = 30.0
@@ -46,24 +48,24 @@ def device_groups(workers: int, per_worker: int, visible: str | None) -> list[li
     return [devices[w * per_worker : (w + 1) * per_worker] for w in range(workers)]
 
 
-def shard_units(units: Sequence[Unit], workers: int) -> list[list[Unit]]:
+def shard_units(units: Sequence[RepeatGroup], workers: int) -> list[list[RepeatGroup]]:
     """Deterministic shards: units grouped by prompt (first-seen order), groups dealt round-robin."""
-    groups: dict[Any, list[Unit]] = {}
+    groups: dict[Any, list[RepeatGroup]] = {}
     for unit in units:
         groups.setdefault((unit.first.messages, unit.first.prompt), []).append(unit)
-    shards: list[list[Unit]] = [[] for _ in range(workers)]
+    shards: list[list[RepeatGroup]] = [[] for _ in range(workers)]
     for i, group in enumerate(groups.values()):
         shards[i % workers].extend(group)
     return shards
 
 
 def worker_main(
-    index: int, devices: list[str], options: VLLMOptions, chunk_size: int, progress: bool, conn: Connection
+    index: int, devices: list[str], model: str, options: VLLMOptions, progress: bool, conn: Connection
 ) -> None:
     """A worker process: build the engine on its GPUs, then run shards until told to stop."""
     os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(devices)  # before vLLM (and torch) load
     try:
-        engine = Engine(options, progress)
+        engine = Engine(model, options, progress)
     except Exception as exc:
         conn.send(("failed", f"engine failed to load: {error_message(exc)}"))
         conn.close()
@@ -77,7 +79,7 @@ def worker_main(
         if message[0] != "run":
             return
         try:
-            for chunk in chunk_units(message[1], chunk_size):
+            for chunk in chunk_units(message[1], options.chunk_size):
                 conn.send(("chunk", engine.run_chunk(chunk)))
         except Exception as exc:
             conn.send(("failed", error_message(exc)))
@@ -101,10 +103,9 @@ class _Worker:
 class WorkerPool:
     """K engine processes (see the module docstring); `run` yields completions as chunks finish."""
 
-    def __init__(self, options: VLLMOptions, chunk_size: int, progress: bool):
+    def __init__(self, model: str, options: VLLMOptions):
+        self.model = model
         self.options = options
-        self.chunk_size = chunk_size
-        self.progress = progress
         self.groups = device_groups(
             options.data_parallel_size, options.tensor_parallel_size, os.environ.get("CUDA_VISIBLE_DEVICES")
         )
@@ -118,9 +119,9 @@ class WorkerPool:
             args=(
                 index,
                 self.groups[index],
+                self.model,
                 self.options,
-                self.chunk_size,
-                self.progress and index == 0,
+                self.options.progress and index == 0,
                 child,
             ),
             name=f"vllm-dp{index}",
@@ -137,7 +138,7 @@ class WorkerPool:
             worker = self._workers[index] = self._start(index)
         return worker
 
-    def run(self, units: Sequence[Unit]) -> Iterator[Completion]:
+    def run(self, units: Sequence[RepeatGroup]) -> Iterator[Completion]:
         """Yield one Completion per request of `units`, in the order the workers finish chunks."""
         active: dict[int, _Worker] = {}
         try:
@@ -196,8 +197,7 @@ class WorkerPool:
 
     def _fail_pending(self, worker: _Worker, reason: str) -> Iterator[Completion]:
         for key in list(worker.pending):
-            del worker.pending[key]
-            yield Completion(key=key, text="", finish_reason="error", error=f"{worker.label} {reason}")
+            yield error_completion(worker.pending.pop(key), f"{worker.label} {reason}")
 
     def close(self) -> None:
         """Ask every worker to stop, then terminate and kill the ones that do not (bounded)."""

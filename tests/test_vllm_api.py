@@ -203,7 +203,7 @@ def test_facts_the_backend_relies_on(real: dict[str, Any]) -> None:
     )
     assert facts["gemma4_unified_registered"]
     assert facts["gemma4_unified_reads_vision_num_soft_tokens"], (
-        "BACKENDS.md's num_soft_tokens caveat is obsolete"
+        "vLLM no longer reads vision_config.num_soft_tokens: tiny_gemma4 need not write it"
     )
     assert facts["gemma4_assistant_rewritten_to_mtp"]
     assert "mtp" in real["speculative_methods"]

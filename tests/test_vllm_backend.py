@@ -23,7 +23,7 @@ import pytest
 from evals import registry
 from evals.generation import model_hash
 from evals.schema import AudioPart, ImagePart, Message, Request, Sampling
-from runners import vllm as backend_module
+from runners.repeats import group_repeats
 from runners.vllm import VLLMBackend
 from runners.vllm_worker import device_groups, shard_units
 
@@ -128,7 +128,8 @@ def test_missing_vllm_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch, model
     ("options", "message"),
     [
         ({"tensor_parallel_size": 0}, "tensor_parallel_size must be a positive integer"),
-        ({"data_parallel_size": "2x"}, "data_parallel_size must be a positive integer"),
+        ({"data_parallel_size": "2x"}, "backend 'vllm' option 'data_parallel_size' takes int, got '2x'"),
+        ({"tensor_parralel_size": 2}, "backend 'vllm' has no option 'tensor_parralel_size'; its options:"),
         ({"dtype": "fp7"}, "unknown dtype 'fp7'; choose one of"),
         ({"gpu_memory_utilization": 1.5}, r"gpu_memory_utilization must be in \(0, 1\]"),
         ({"draft_tokens": 2}, "draft_tokens needs draft_model"),
@@ -417,8 +418,8 @@ def test_device_groups_and_sharding_are_deterministic() -> None:
     assert device_groups(2, 2, None) == [["0", "1"], ["2", "3"]]
     with pytest.raises(ValueError, match="needs 4 GPUs but CUDA_VISIBLE_DEVICES lists 3"):
         device_groups(2, 2, "0,1,2")
-    units = backend_module.group_units(
-        [req(f"p{p}/{r}", f"prompt {p}", seed=r) for p in range(5) for r in range(2)], False
+    units = group_repeats(
+        [req(f"p{p}/{r}", f"prompt {p}", seed=r) for p in range(5) for r in range(2)], use_n=False
     )
     shards = shard_units(units, 2)
     assert [[u.first.key for u in shard] for shard in shards] == [

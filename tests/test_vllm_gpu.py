@@ -1,7 +1,7 @@
 """Real vLLM runs of the tiny random Gemma 4 (needs vLLM and a CUDA GPU; skipped elsewhere, with the reason).
 
 The tiny checkpoint is built here (runners/tiny_gemma4.py) with `vision_config.num_soft_tokens`
-added to config.json (vLLM's Gemma 4 unified processing reads it; BACKENDS.md §2.1). vLLM runs it
+added to config.json (vLLM's Gemma 4 unified processing reads it from there). vLLM runs it
 in float32 with the image budget pinned (max_soft_tokens=70), and the transformers backend runs the
 same requests on the CPU in float32 as the reference: prompt token counts must match exactly (same
 template, one BOS, same soft-token counts for images and 16 kHz audio), and greedy outputs are
@@ -32,7 +32,7 @@ GREEDY = Sampling(temperature=0.0, max_tokens=12)
 
 def _skip_reason() -> str | None:
     if importlib.util.find_spec("vllm") is None:
-        return "vLLM is not installed (it needs a CUDA machine; see BACKENDS.md §2.2)"
+        return "vLLM is not installed (it needs a CUDA machine: pip install -e '.[vllm]' there)"
     if importlib.util.find_spec("torchvision") is None:
         return "the Gemma 4 image processor needs torchvision"
     import torch
