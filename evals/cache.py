@@ -64,10 +64,14 @@ class CompletionCache:
                 found[key] = Completion.from_json(json.loads(blob))
         return found
 
-    def put(self, key: str, model_hash: str, completion: Completion) -> None:
-        """Store one completion and commit at once. An existing entry is never overwritten."""
+    def put(
+        self, key: str, model_hash: str, completion: Completion, *, replace_existing: bool = False
+    ) -> None:
+        """Store one completion and commit at once. An existing entry is kept unless
+        `replace_existing` (a fresh run's new completion replaces the old one)."""
+        verb = "INSERT OR REPLACE" if replace_existing else "INSERT OR IGNORE"
         self._db.execute(
-            "INSERT OR IGNORE INTO completions VALUES (?, ?, ?, ?, ?)",
+            f"{verb} INTO completions VALUES (?, ?, ?, ?, ?)",
             (key, completion.key, model_hash, json.dumps(completion.to_json()), time.time()),
         )
 

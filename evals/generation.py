@@ -1,15 +1,19 @@
 """Generate completions for a list of requests through a backend, with cache and resume.
 
 Requests already in the cache are never generated again; every new completion is committed to
-the cache the moment the backend yields it. A progress bar shows ETA and tokens per second.
-This module does not score anything and knows no benchmark.
+the cache the moment the backend yields it. Identical requests (the same cache key under different
+request keys, e.g. MMLU-Pro's duplicated questions) are generated once and share that completion,
+whether the run is fresh or resumed, so a resumed run equals an uninterrupted one. Each request
+gets its own `Completion` object (shared ones are copied with the request's key, never mutated).
+A progress bar names what is generated and shows ETA and tokens per second. This module does not
+score anything and knows no benchmark.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import astuple, dataclass
+from dataclasses import astuple, dataclass, replace
 
 from rich.console import Console
 from rich.progress import (
@@ -27,10 +31,15 @@ from evals.schema import Backend, Completion, Request, stable_hash
 
 @dataclass
 class GenerationStats:
+    """Counts are of requests: `cached` were answered by the cache, `generated` by the backend,
+    `failed` got an error completion, `shared` reused the completion of an identical request of
+    the same call. `completion_tokens` and `seconds` cover what the backend generated."""
+
     requested: int = 0
     cached: int = 0
     generated: int = 0
     failed: int = 0
+    shared: int = 0
     completion_tokens: int = 0
     seconds: float = 0.0
 
@@ -56,41 +65,51 @@ def generate_all(
     *,
     show_progress: bool = True,
     label: str = "generating",
+    fresh: bool = False,
 ) -> tuple[dict[str, Completion], GenerationStats]:
-    """Return a completion for every request (by request key), generating only what is missing."""
+    """Return a completion for every request (by request key), generating only what is missing.
+
+    `fresh` ignores what the cache holds: everything is generated again and the new completions
+    replace the cached ones."""
     duplicate = _first_duplicate(requests)
     if duplicate:
         raise ValueError(f"request key '{duplicate}' appears twice; request keys must be unique")
     mhash = model_hash(backend)
-    keys = {r.key: cache_key(mhash, r) for r in requests}
-    cached = cache.get_many(keys.values())
-    results: dict[str, Completion] = {}
-    pending: list[Request] = []
+    by_cache_key: dict[str, list[Request]] = {}
     for request in requests:
-        hit = cached.get(keys[request.key])
+        by_cache_key.setdefault(cache_key(mhash, request), []).append(request)
+    cached = {} if fresh else cache.get_many(by_cache_key)
+    results: dict[str, Completion] = {}
+    pending: dict[str, Request] = {}  # cache key -> the one request of its group that is generated
+    stats = GenerationStats(requested=len(requests))
+    for ckey, group in by_cache_key.items():
+        hit = cached.get(ckey)
         if hit is None:
-            pending.append(request)
-        else:
-            hit.key = request.key  # an identical request under another key shares the completion
-            results[request.key] = hit
-    stats = GenerationStats(requested=len(requests), cached=len(requests) - len(pending))
+            pending[ckey] = group[0]
+            continue
+        for request in group:
+            results[request.key] = replace(hit, key=request.key)
+        stats.cached += len(group)
     if pending:
-        _generate_pending(backend, pending, cache, mhash, keys, results, stats, show_progress, label)
+        _generate_pending(
+            backend, pending, by_cache_key, cache, mhash, results, stats, show_progress, label, fresh
+        )
     return results, stats
 
 
 def _generate_pending(
     backend: Backend,
-    pending: list[Request],
+    pending: dict[str, Request],
+    by_cache_key: dict[str, list[Request]],
     cache: CompletionCache,
     mhash: str,
-    keys: dict[str, str],
     results: dict[str, Completion],
     stats: GenerationStats,
     show_progress: bool,
     label: str,
+    fresh: bool,
 ) -> None:
-    wanted = {r.key for r in pending}
+    cache_key_of = {request.key: ckey for ckey, request in pending.items()}
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -105,26 +124,34 @@ def _generate_pending(
     started = time.perf_counter()
     with progress:
         bar = progress.add_task(label, total=len(pending), rate="")
-        for completion in backend.generate(pending):
-            if completion.key not in wanted or completion.key in results:
+        for completion in backend.generate(list(pending.values())):
+            ckey = cache_key_of.get(completion.key)
+            if ckey is None or completion.key in results:
                 raise RuntimeError(
                     f"backend returned an unexpected or repeated completion '{completion.key}'"
                 )
+            group = by_cache_key[ckey]
             if completion.error is None:
-                cache.put(keys[completion.key], mhash, completion)
+                cache.put(ckey, mhash, completion, replace_existing=fresh)
                 stats.generated += 1
             else:
                 stats.failed += 1
-            results[completion.key] = completion
+            stats.shared += len(group) - 1
+            for request in group:
+                results[request.key] = replace(completion, key=request.key)
             stats.completion_tokens += completion.completion_tokens
             stats.seconds = time.perf_counter() - started
             progress.update(bar, advance=1, rate=f"{stats.tokens_per_second:.1f} tok/s")
-    for request in pending:  # a backend that silently drops a request must not lose it
-        if request.key not in results:
+    stats.seconds = time.perf_counter() - started
+    for ckey, first in pending.items():  # a backend that silently drops a request must not lose it
+        if first.key in results:
+            continue
+        for request in by_cache_key[ckey]:
             results[request.key] = Completion(
                 key=request.key, text="", finish_reason="error", error="backend returned no completion"
             )
-            stats.failed += 1
+        stats.failed += 1
+        stats.shared += len(by_cache_key[ckey]) - 1
 
 
 def _first_duplicate(requests: Sequence[Request]) -> str | None:

@@ -18,15 +18,13 @@ Three levels, each with its own count and rate:
    unparsed answers count as agreeing; each side's accuracy is listed beside).
 
 Media requests take part in level 3 only: prompt ids with soft tokens are backend-specific.
-A backend takes part in levels 1 and 2 when it has `render(request) -> list[int]`,
-`greedy_ids(prompt_ids, max_tokens) -> list[int]` and a `bos_id` attribute (hf, llamacpp); with
-any other backend (openai, vllm) only answers are compared, and the report says so. This module loads
+A backend takes part in levels 1 and 2 when it implements `schema.TokenLevelBackend` (hf,
+llamacpp); with any other backend (openai, vllm) only answers are compared, and the report says so. This module loads
 backends and compares; it does not score anything itself (tasks do) and writes no run directory.
 """
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -34,10 +32,10 @@ from typing import Any
 
 from evals import registry
 from evals.cache import CompletionCache, default_cache_path
-from evals.models import resolve_model
-from evals.pipeline import PlannedRow, RunOptions, card_for, check_backend_options, plan_row
 from evals.generation import generate_all
-from evals.schema import Backend, Completion, Request, iter_parts
+from evals.models import resolve_model
+from evals.planning import PlannedRow, RunOptions, backend_options, card_for, plan_row
+from evals.schema import Backend, Completion, MarginBackend, Request, TokenLevelBackend, iter_parts
 
 EXAMPLES_KEPT = 3
 
@@ -205,7 +203,7 @@ def run_parity(options: ParityOptions) -> ParityReport:
                     row = rows[plan.row.label]
                     row.one_bos.setdefault(name, Rate())
                     for request in plan.requests:
-                        if not token_level:
+                        if not token_level or not isinstance(backend, TokenLevelBackend):
                             continue
                         if _has_media(request):
                             row.media_requests += first
@@ -219,10 +217,15 @@ def run_parity(options: ParityOptions) -> ParityReport:
                             options,
                             frozenset(placeholders_a),
                         )
-                if name == "A":
-                    placeholders_a.update(getattr(backend, "placeholder_ids", ()))
+                if name == "A" and isinstance(backend, TokenLevelBackend):
+                    placeholders_a.update(backend.placeholder_ids())
                 completions[name], _ = generate_all(
-                    backend, requests, cache, show_progress=options.show_progress, label=side.backend
+                    backend,
+                    requests,
+                    cache,
+                    show_progress=options.show_progress,
+                    label=f"answers · {side.label}",
+                    fresh=options.fresh,
                 )
             finally:
                 backend.close()
@@ -234,21 +237,15 @@ def run_parity(options: ParityOptions) -> ParityReport:
 
 
 def _token_level(side: Side) -> bool:
-    cls = registry.backend_class(side.backend)
-    return all(hasattr(cls, attr) for attr in ("render", "greedy_ids"))
+    return issubclass(registry.backend_class(side.backend), TokenLevelBackend)
 
 
 def _load(side: Side, plans: Sequence[PlannedRow], show_progress: bool) -> Backend:
-    cls = registry.backend_class(side.backend)
-    accepted = inspect.signature(cls).parameters
-    options = dict(side.options)
-    check_backend_options(cls, options)
-    if not show_progress and "progress" in accepted:
-        options.setdefault("progress", False)
-    budgets = {p.row.settings["image_tokens"].value for p in plans if "image_tokens" in p.row.settings}
-    if len(budgets) == 1 and "max_soft_tokens" in accepted:
-        options.setdefault("max_soft_tokens", budgets.pop())
-    return cls(resolve_model(side.model, side.backend), **options)
+    backend_cls, options = backend_options(
+        side.backend, dict(side.options), [p.row for p in plans], show_progress=show_progress
+    )
+    backend: Backend = backend_cls(resolve_model(side.model, side.backend), options)
+    return backend
 
 
 def _has_media(request: Request) -> bool:
@@ -256,7 +253,7 @@ def _has_media(request: Request) -> bool:
 
 
 def _compare_tokens(
-    backend: Any,
+    backend: TokenLevelBackend,
     name: str,
     request: Request,
     row: RowParity,
@@ -266,14 +263,14 @@ def _compare_tokens(
 ) -> None:
     rendered_a, greedy_a, margins_a = side_a
     ids = list(backend.render(request))
-    bos = getattr(backend, "bos_id", None)
-    if bos is not None and getattr(backend, "adds_bos", True):  # models without a BOS are not counted
+    bos = backend.prompt_bos()
+    if bos is not None:  # models without a BOS are not counted
         row.one_bos[name].total += 1
         row.one_bos[name].agree += ids[:1] == [bos] and ids.count(bos) == 1
     if name == "A":
         rendered_a[request.key] = ids
         greedy_a[request.key] = list(backend.greedy_ids(ids, options.max_tokens))
-        if hasattr(backend, "top2_margins"):
+        if isinstance(backend, MarginBackend):
             margins_a[request.key] = list(backend.top2_margins(ids, greedy_a[request.key]))
         return
     reference = rendered_a[request.key]

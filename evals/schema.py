@@ -17,7 +17,7 @@ import json
 import os
 import types
 from collections import abc
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import (
     Any,
@@ -369,10 +369,29 @@ class MarginBackend(Protocol):
         ...
 
 
-O = TypeVar("O", bound=BackendOptions)
+OptionsT = TypeVar("OptionsT", bound=BackendOptions)
 
 
-def build_options(options_type: type[O], given: Mapping[str, Any], *, owner: str) -> O:
+@runtime_checkable
+class ResourceReporter(Protocol):
+    """A backend that knows memory the harness process cannot see (a managed server, a GPU)."""
+
+    def peak_memory(self) -> dict[str, int]:
+        """Peak bytes so far: "rss" of processes the backend runs, "gpu" on its devices (either may
+        be absent)."""
+        ...
+
+
+@runtime_checkable
+class TokenProgress(Protocol):
+    """A backend that reports tokens while a batch is still generating (for progress bars)."""
+
+    def on_tokens(self, callback: Callable[[int], None] | None) -> None:
+        """From now on call `callback(n)` as n more tokens are generated (None: stop reporting)."""
+        ...
+
+
+def build_options(options_type: type[OptionsT], given: Mapping[str, Any], *, owner: str) -> OptionsT:
     """`options_type` with the fields in `given`; an unknown name or a value of the wrong type is
     a one-line ValueError naming the option and what it takes."""
     declared = {f.name: f for f in fields(options_type)}  # type: ignore[arg-type]

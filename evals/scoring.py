@@ -1,16 +1,38 @@
 """Score completions with their task and aggregate them into one result per task configuration.
 
-Used both after generation (`evals run`) and on existing generations (`evals score`). It does not
-generate, cache or write files.
+Used both after generation (`evals run`) and on existing generations (`evals score`). It turns a
+scored row into the typed records of evals.records; it does not generate, cache or write files.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from evals.schema import Completion, Request, Sample, Score, Task
+from evals.prompt_store import PromptStore
+from evals.records import (
+    FollowupRecord,
+    MetricValue,
+    RowCost,
+    RowProtocol,
+    RowResult,
+    SampleRecord,
+    Setting,
+    VerdictRecord,
+)
+from evals.schema import (
+    BatchScoringTask,
+    Completion,
+    CorpusTask,
+    FollowupTask,
+    Outcome,
+    Request,
+    Sample,
+    Sampling,
+    Score,
+    Task,
+)
 from evals.stats import (
     MetricSummary,
     guess_credited_accuracy,
@@ -35,7 +57,7 @@ class TaskResult:
     published: float | None = None
     metric: str = "accuracy"
     guess_accuracy: float | None = None
-    settings: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> Setting fields
     extra: dict[str, MetricSummary] = field(default_factory=dict)  # pass@k, maj@k with repeats
     followups: dict[str, Completion] = field(default_factory=dict)  # by the first turn's request key
     corpus: dict[str, Any] | None = None  # corpus-level metrics (e.g. BLEU per language pair)
@@ -44,26 +66,51 @@ class TaskResult:
     def verdict(self) -> Verdict:
         return judge(self.published, self.summary)
 
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "label": self.label,
-            "task": self.task.name,
-            "task_version": self.task.version,
-            "variant": self.task.variant,
-            "metric": self.metric,
-            **self.summary.to_json(),
-            "per_category": {name: s.to_json() for name, s in self.by_category.items()},
-            "extra_metrics": {name: s.to_json() for name, s in self.extra.items()},
-            "corpus_metrics": self.corpus,
-            "published": self.published,
-            "verdict": self.verdict.to_json(),
-            "task_config": self.task.describe(),
-            "public_text": getattr(self.task, "PUBLIC_TEXT", True),
-            "settings": self.settings,
-        }
-        if self.guess_accuracy is not None:
-            data["accuracy_with_guess_credit"] = self.guess_accuracy
-        return data
+    def to_row(self, *, protocol: RowProtocol, cost: RowCost | None = None) -> RowResult:
+        """The typed results.json row."""
+        verdict = self.verdict
+        return RowResult(
+            label=self.label,
+            task=self.task.name,
+            metric=self.metric,
+            summary=metric_value(self.summary),
+            verdict=VerdictRecord(verdict.label, verdict.gap_points, verdict.reason),
+            protocol=protocol,
+            published=self.published,
+            per_category={name: metric_value(s) for name, s in self.by_category.items()},
+            extra_metrics={name: metric_value(s) for name, s in self.extra.items()},
+            corpus_metrics=self.corpus,
+            accuracy_with_guess_credit=self.guess_accuracy,
+            public_text=self.task.public_text,
+            settings={name: Setting(**value) for name, value in self.settings.items()},
+            cost=cost,
+        )
+
+    def protocol(self, sampling: Sampling, repeats: int) -> RowProtocol:
+        """This row's protocol identity (see evals.records.RowProtocol)."""
+        config = self.task.describe()
+        return RowProtocol(
+            task=self.task.name,
+            task_version=self.task.version,
+            variant=self.task.variant,
+            config=config,
+            sampling=asdict(sampling),
+            repeats=repeats,
+            data_fingerprint=config.get("data_fingerprint"),
+        )
+
+
+def metric_value(summary: MetricSummary) -> MetricValue:
+    return MetricValue(
+        value=summary.value,
+        stderr=summary.stderr,
+        ci95=(summary.ci_low, summary.ci_high),
+        n_samples=summary.n_samples,
+        n_scores=summary.n_scores,
+        outcomes=summary.outcomes,
+        rates={o.value: summary.rate(o) for o in Outcome},
+        flags=summary.flags,
+    )
 
 
 def score_all(
@@ -87,14 +134,14 @@ def score_all(
         for r in requests
         if r.key in completions
     ]
-    score_many = getattr(task, "score_many", None)
-    if score_many is not None and not followups:  # e.g. code tasks grade programs in parallel
-        scores = list(score_many([(sample, completion, repeat) for sample, completion, repeat, _ in items]))
+    if isinstance(task, BatchScoringTask) and not followups:  # e.g. code tasks grade programs in parallel
+        scores = list(
+            task.score_many([(sample, completion, repeat) for sample, completion, repeat, _ in items])
+        )
     else:
         scores = [_score_one(task, *item) for item in items]
     categories = {s.id: s.category for s in samples}
-    corpus_metrics = getattr(task, "corpus_metrics", None)
-    corpus = corpus_metrics(list(samples), scores) if corpus_metrics is not None else None
+    corpus = task.corpus_metrics(list(samples), scores) if isinstance(task, CorpusTask) else None
     return TaskResult(
         label=label or task.name,
         task=task,
@@ -120,11 +167,8 @@ def headline(
     categories: dict[str, str | None],
     corpus: dict[str, Any] | None = None,
 ) -> MetricSummary:
-    """The row's headline metric: the mean over samples; for a task whose `HEADLINE` is
-    "macro_by_category", the unweighted mean of its categories (e.g. MMMU-Pro overall); for
-    "corpus", the macro corpus metric its `corpus_metrics` returns (e.g. BLEU, in points /100 so
-    that it prints and compares like a percentage)."""
-    kind = getattr(task, "HEADLINE", "mean")
+    """The row's headline metric as the task's `headline` says (see schema.Headline)."""
+    kind = task.headline
     if kind == "macro_by_category":
         return macro_mean(scores, categories)
     base = summarize(scores)
@@ -139,13 +183,13 @@ def headline(
 def _score_one(
     task: Task, sample: Sample, completion: Completion, repeat: int, followup: Completion | None
 ) -> Score:
-    if followup is None:
-        return task.score(sample, completion, repeat)
-    return task.score(sample, completion, repeat, followup=followup)  # type: ignore[call-arg]
+    if isinstance(task, FollowupTask):
+        return task.score_with_followup(sample, completion, repeat, followup)
+    return task.score(sample, completion, repeat)
 
 
-def sample_records(result: TaskResult) -> list[dict[str, Any]]:
-    """One JSON-able record per scored completion, for samples.jsonl."""
+def sample_records(result: TaskResult, prompts: PromptStore) -> list[SampleRecord]:
+    """One typed record per scored completion (samples.jsonl); prompts go to `prompts` once."""
     by_id = {s.id: s for s in result.samples}
     requests = {(r.sample_id, r.repeat): r for r in result.requests}
     records = []
@@ -154,47 +198,42 @@ def sample_records(result: TaskResult) -> list[dict[str, Any]]:
         completion = result.completions[request.key]
         sample = by_id[score.sample_id]
         records.append(
-            {
-                "task": result.task.name,
-                "variant": result.task.variant,
-                "id": score.sample_id,
-                "repeat": score.repeat,
-                "category": sample.category,
-                "prompt": _prompt_text(request),
-                "raw": completion.raw,
-                "reasoning": completion.reasoning,
-                "answer": completion.text,
-                "extracted": score.extracted,
-                "target": sample.target,
-                "outcome": score.outcome.value,
-                "value": score.value,
-                "finish_reason": completion.finish_reason,
-                "prompt_tokens": completion.prompt_tokens,
-                "completion_tokens": completion.completion_tokens,
-                "seconds": completion.seconds,
-                "error": completion.error,
-                "flags": list(score.flags),
-                "details": score.details,
-                "followup": _followup_record(result.followups.get(request.key)),
-            }
+            SampleRecord(
+                row=result.label,
+                task=result.task.name,
+                variant=result.task.variant,
+                id=score.sample_id,
+                repeat=score.repeat,
+                request_key=request.key,
+                prompt_id=prompts.add(request),
+                category=sample.category,
+                raw=completion.raw,
+                reasoning=completion.reasoning,
+                answer=completion.text,
+                extracted=score.extracted,
+                target=sample.target,
+                outcome=score.outcome.value,
+                value=score.value,
+                finish_reason=completion.finish_reason,
+                prompt_tokens=completion.prompt_tokens,
+                completion_tokens=completion.completion_tokens,
+                seconds=completion.seconds,
+                error=completion.error,
+                flags=tuple(score.flags),
+                details=score.details,
+                followup=_followup_record(result.followups.get(request.key)),
+            )
         )
     return records
 
 
-def _followup_record(completion: Completion | None) -> dict[str, Any] | None:
+def _followup_record(completion: Completion | None) -> FollowupRecord | None:
     if completion is None:
         return None
-    return {"raw": completion.raw, "answer": completion.text, "finish_reason": completion.finish_reason,
-            "completion_tokens": completion.completion_tokens, "error": completion.error}  # fmt: skip
-
-
-def _prompt_text(request: Request) -> Any:
-    if request.prompt is not None:
-        return request.prompt
-    return [{"role": m.role, "content": [_part_text(p) for p in m.content]} for m in request.messages]
-
-
-def _part_text(part: Any) -> str:
-    if part.type == "text":
-        return part.text
-    return f"<{part.type} {part.path or part.sha256[:12]}>"
+    return FollowupRecord(
+        raw=completion.raw,
+        answer=completion.text,
+        finish_reason=completion.finish_reason,
+        completion_tokens=completion.completion_tokens,
+        error=completion.error,
+    )

@@ -3,15 +3,18 @@ of per-category scores (95% CI whiskers), and the failed or wrong samples to ins
 
 Question text (and the model's answer, which often quotes it) is redacted for tasks whose rows must not appear in plain text (GPQA asks for this)
 unless the caller asks to show it; `redact=True` redacts every task. Works from the same JSON as
-the Markdown report plus samples.jsonl records; it computes nothing new.
+the Markdown report plus the sample records and prompts; it computes nothing new. Control
+characters in model output are shown as visible escapes.
 """
 
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Sequence
 from typing import Any
 
+from evals.records import MetricValue, Results, RowResult, SampleRecord
 from reports.markdown import card_table, pct
 
 MAX_SAMPLES_PER_ROW = 300
@@ -30,31 +33,40 @@ pre{white-space:pre-wrap;margin:0;font-size:12px;max-height:18em;overflow:auto}
 
 
 def render_html(
-    header: dict[str, Any],
-    rows: Sequence[dict[str, Any]],
-    samples: Sequence[dict[str, Any]],
+    results: Results,
+    samples: Sequence[SampleRecord],
+    prompts: dict[str, Any],
     *,
     redact: bool | None = None,
 ) -> str:
-    """`redact`: None = per task (redact where the row says public_text is false), True = always,
-    False = never."""
-    parts = [f"<h1>{_e(header.get('title', 'Evaluation report'))}</h1>", "<ul>"]
-    parts += [f"<li><b>{_e(k)}</b>: {_e(v)}</li>" for k, v in header.items() if k != "title" and v]
-    parts += ["</ul>", "<h2>Card table</h2>", _markdown_table(card_table(rows))]
-    for row in rows:
-        if "unavailable" in row:
-            continue
-        hide = redact if redact is not None else not row.get("public_text", True)
-        mine = [s for s in samples if s.get("task") == row["task"] and s.get("variant") == row["variant"]]
-        parts += [f"<h2>{_e(row['label'])}</h2>", _summary(row), category_chart(row.get("per_category", {}))]
-        parts.append(_samples_table(mine, hide))
+    """`redact`: None = per task (redact rows whose public_text is false), True = always,
+    False = never. `prompts` maps prompt ids to text (evals.prompt_store.read_prompts)."""
+    header = results.header
+    parts = [f"<h1>{_e(header.title or 'Evaluation report')}</h1>", "<ul>"]
+    parts += [
+        f"<li><b>{_e(key)}</b>: {_e(getattr(header, key))}</li>"
+        for key in ("model", "backend", "card", "started", "harness")
+        if getattr(header, key)
+    ]
+    parts += ["</ul>", "<h2>Card table</h2>", _markdown_table(card_table(results.rows))]
+    for row in results.scored:
+        hide = redact if redact is not None else not row.public_text
+        mine = [s for s in samples if s.row == row.label]
+        parts += [f"<h2>{_e(row.label)}</h2>", _summary(row), category_chart(row.per_category)]
+        parts.append(_samples_table(mine, prompts, hide))
     body = "\n".join(parts)
-    return f"<!doctype html><html><head><meta charset='utf-8'><title>{_e(header.get('title', ''))}</title>" \
+    title = _e(header.title)
+    return f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>" \
         f"<style>{STYLE}</style></head><body>{body}</body></html>\n"  # fmt: skip
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 def _e(value: Any) -> str:
-    return html.escape(str(value))
+    """HTML-escaped text with control characters (NUL, ESC, ...) shown as visible escapes."""
+    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value))
+    return html.escape(text)
 
 
 def _markdown_table(lines: Sequence[str]) -> str:
@@ -67,22 +79,22 @@ def _markdown_table(lines: Sequence[str]) -> str:
     return "".join(out) + "</table>"
 
 
-def _summary(row: dict[str, Any]) -> str:
+def _summary(row: RowResult) -> str:
+    summary = row.summary
+    low, high = summary.ci95
     items = [
-        f"{row['metric']}: {pct(row['value'], 2)} ± {pct(row['stderr'], 2)} (95% CI {pct(row['ci95'][0])}–"
-        f"{pct(row['ci95'][1])}), {row['n_scores']} completions over {row['n_samples']} samples",
-        "outcomes: " + ", ".join(f"{k} {v}" for k, v in row["outcomes"].items()),
+        f"{row.metric}: {pct(summary.value, 2)} ± {pct(summary.stderr, 2)} (95% CI {pct(low)}–{pct(high)}), "
+        f"{summary.n_scores} completions over {summary.n_samples} samples",
+        "outcomes: " + ", ".join(f"{k} {v}" for k, v in summary.outcomes.items()),
     ]
-    for name, extra in row.get("extra_metrics", {}).items():
-        items.append(
-            f"{name}: {pct(extra['value'], 2)} (95% CI {pct(extra['ci95'][0])}–{pct(extra['ci95'][1])})"
-        )
-    if row.get("flags"):
-        items.append("flagged: " + ", ".join(f"{k} {v}" for k, v in row["flags"].items()))
+    for name, extra in row.extra_metrics.items():
+        items.append(f"{name}: {pct(extra.value, 2)} (95% CI {pct(extra.ci95[0])}–{pct(extra.ci95[1])})")
+    if summary.flags:
+        items.append("flagged: " + ", ".join(f"{k} {v}" for k, v in summary.flags.items()))
     return "<ul>" + "".join(f"<li>{_e(i)}</li>" for i in items) + "</ul>"
 
 
-def category_chart(categories: dict[str, dict[str, Any]], width: int = 640) -> str:
+def category_chart(categories: dict[str, MetricValue], width: int = 640) -> str:
     """Horizontal bars (score per category) with 95% CI whiskers, as inline SVG."""
     if len(categories) < 2:
         return ""
@@ -92,7 +104,7 @@ def category_chart(categories: dict[str, dict[str, Any]], width: int = 640) -> s
     shapes = []
     for i, (name, cat) in enumerate(categories.items()):
         y = i * (bar_h + gap) + 5
-        value, (low, high) = cat["value"], cat["ci95"]
+        value, (low, high) = cat.value, cat.ci95
         shapes.append(
             f"<text x='{label_w - 6}' y='{y + 13}' text-anchor='end' font-size='12'>{_e(name)}</text>"
         )
@@ -107,24 +119,25 @@ def category_chart(categories: dict[str, dict[str, Any]], width: int = 640) -> s
     return f"<svg width='{width}' height='{height}' role='img'>{''.join(shapes)}</svg>"
 
 
-def _samples_table(samples: Sequence[dict[str, Any]], hide_question: bool) -> str:
-    shown = [s for s in samples if s.get("outcome") != "correct"][:MAX_SAMPLES_PER_ROW]
+def _samples_table(samples: Sequence[SampleRecord], prompts: dict[str, Any], hide_question: bool) -> str:
+    not_correct = [s for s in samples if s.outcome != "correct"]
+    shown = not_correct[:MAX_SAMPLES_PER_ROW]
     if not shown:
         return "<p>No failed or wrong samples.</p>"
     head = (
-        f"<p>{len(shown)} of {sum(s.get('outcome') != 'correct' for s in samples)} samples that were not "
+        f"<p>{len(shown)} of {len(not_correct)} samples that were not "
         "correct (all samples are in samples.jsonl).</p><table><tr><th>id</th><th>repeat</th><th>outcome</th>"
         "<th>extracted / target</th><th>prompt</th><th>final answer</th></tr>"
     )
     rows = []
     for sample in shown:
         # Model answers often quote the question or its options, so they are hidden with it.
-        prompt = REDACTED if hide_question else _prompt_text(sample.get("prompt"))
-        answer = "[redacted with the question]" if hide_question else sample.get("answer") or ""
+        prompt = REDACTED if hide_question else _prompt_text(prompts.get(sample.prompt_id))
+        answer = "[redacted with the question]" if hide_question else sample.answer or ""
         rows.append(
-            f"<tr><td>{_e(sample['id'])}</td><td class='num'>{sample['repeat']}</td>"
-            f"<td class='{_e(sample['outcome'])}'>{_e(sample['outcome'])}</td>"
-            f"<td>{_e(sample.get('extracted'))} / {_e(sample.get('target'))}</td>"
+            f"<tr><td>{_e(sample.id)}</td><td class='num'>{sample.repeat}</td>"
+            f"<td class='{_e(sample.outcome)}'>{_e(sample.outcome)}</td>"
+            f"<td>{_e(sample.extracted)} / {_e(sample.target)}</td>"
             f"<td><pre>{_e(_clip(prompt))}</pre></td><td><pre>{_e(_clip(answer))}</pre></td></tr>"
         )
     return head + "".join(rows) + "</table>"
