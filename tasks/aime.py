@@ -35,7 +35,6 @@ Sources
 
 from __future__ import annotations
 
-import csv
 import math
 import re
 import threading
@@ -56,6 +55,7 @@ from tasks.data import (
     plain,
     rows_fingerprint,
 )
+from tasks.readers import read_csv
 
 VERSION = "1"  # bump whenever the prompt, the extraction or the scoring changes
 
@@ -418,7 +418,7 @@ def read_matharena_folder(folder: Path) -> list[dict[str, Any]]:
     prefix = f"{match.group(1)}_{match.group(2)}" if match else folder.name
     competition = match.group(2) if match else None
     rows = []
-    for entry in _read_answers(folder / "answers.csv"):
+    for entry in read_csv(folder / "answers.csv", columns=("id", "answer")):
         number = _as_integer(entry["id"], f"id in {folder / 'answers.csv'}")
         problem_file = folder / "problems" / f"{number}.tex"
         if not problem_file.is_file():
@@ -432,14 +432,6 @@ def read_matharena_folder(folder: Path) -> list[dict[str, Any]]:
         )
     _check_count(rows, PROBLEMS_PER_COMPETITION, folder)
     return sorted(rows, key=lambda row: int(row["id"].rsplit("_", 1)[1]))
-
-
-def _read_answers(path: Path) -> list[dict[str, str]]:
-    with open(path, encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle)
-        if not {"id", "answer"} <= set(reader.fieldnames or ()):
-            raise DataError(f"{path} must have the columns id,answer (found: {reader.fieldnames})")
-        return list(reader)
 
 
 # --- row handling ---------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Loading benchmark rows from local files or the Hugging Face hub, shared by all tasks.
 
 A local `source` is one of:
-- a file: `.parquet`, `.jsonl` (one JSON object per line) or `.json` (a JSON list of objects);
+- a file: `.parquet`, `.jsonl` (one JSON object per line) or `.json` (a JSON list of objects)
+  (each format's reader is in tasks/readers.py);
 - a directory: its own data files, or, if it has none, those in its subfolders (the hub layout
   `data/test-00000-of-00001.parquet`);
 - a glob pattern, e.g. `results/*_result.json`.
@@ -24,13 +25,12 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-DATA_EXTENSIONS = (".parquet", ".jsonl", ".json")
+from tasks.readers import DATA_EXTENSIONS as DATA_EXTENSIONS
+from tasks.readers import DataError as DataError
+from tasks.readers import read_file as read_file
+
 KNOWN_SPLITS = ("train", "validation", "dev", "test")
 SMOKE_DIR = Path(__file__).resolve().parent / "smoke_data"
-
-
-class DataError(ValueError):
-    """Data could not be found or read; the message names the path and the fix."""
 
 
 # --- local files ----------------------------------------------------------------------------
@@ -50,20 +50,6 @@ def load_rows(source: str, split: str, *, main_split: str = "test") -> list[dict
     for path in chosen:
         rows.extend(read_file(path))
     return rows
-
-
-def read_file(path: Path) -> list[dict[str, Any]]:
-    """Rows of one .parquet, .jsonl or .json file."""
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        return _read_parquet(path)
-    if suffix == ".jsonl":
-        return _read_jsonl(path)
-    if suffix == ".json":
-        return _read_json(path)
-    raise DataError(
-        f"unknown data file type '{path.suffix}' for {path}; use one of {', '.join(DATA_EXTENSIONS)}"
-    )
 
 
 def source_dir(source: str) -> str:
@@ -118,47 +104,6 @@ def _files_for_split(files: Sequence[Path], split: str, main_split: str) -> list
     if any(_mentions(f.name, s) for f in files for s in splits):
         return [f for f in files if _mentions(f.name, split)]
     return list(files) if split == main_split else []
-
-
-def _read_parquet(path: Path) -> list[dict[str, Any]]:
-    import pyarrow.parquet as pq
-
-    try:
-        return pq.read_table(path).to_pylist()
-    except Exception as exc:  # pyarrow raises several types for corrupt files
-        raise DataError(f"cannot read parquet file {path}: {exc}") from exc
-
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"invalid JSON on line {number} of {path}: {exc.msg}") from exc
-            if not isinstance(row, dict):
-                raise DataError(
-                    f"line {number} of {path} is not a JSON object; write one row object per line"
-                )
-            rows.append(row)
-    return rows
-
-
-def _read_json(path: Path) -> list[dict[str, Any]]:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"invalid JSON in {path}: {exc.msg} (line {exc.lineno})") from exc
-    if not isinstance(data, list) or not all(isinstance(row, dict) for row in data):
-        raise DataError(
-            f"{path} is not a JSON list of row objects (got {type(data).__name__}); "
-            "give a list of rows or a .jsonl file"
-        )
-    return data
 
 
 # --- hub ------------------------------------------------------------------------------------

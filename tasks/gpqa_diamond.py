@@ -39,7 +39,6 @@ reports not to show question or answer text by default.
 from __future__ import annotations
 
 import hashlib
-import io
 import itertools
 import os
 import re
@@ -62,6 +61,7 @@ from tasks.data import (
     plain,
     rows_fingerprint,
 )
+from tasks.readers import csv_rows, file_sha256, read_csv
 
 VERSION = "1"  # bump whenever the prompt, the shuffling, the extraction or the scoring changes
 
@@ -184,7 +184,7 @@ class GPQADiamond:
         path = Path(data)
         if path.suffix.lower() == ".zip":
             rows = read_zip(path)
-            self.archive_sha256 = _file_sha256(path)
+            self.archive_sha256 = file_sha256(path)
             return rows
         if path.suffix.lower() == ".csv":
             return read_csv(path)
@@ -306,26 +306,7 @@ def read_zip(path: Path, password: str | None = None) -> list[dict[str, Any]]:
             f"cannot read {ZIP_MEMBER} from {path} ({exc}): wrong password or damaged archive; set "
             f"{ZIP_PASSWORD_ENV} to the password in the authors' README, or unzip it and pass the CSV"
         ) from exc
-    return _csv_rows(blob, f"{path}:{member}")
-
-
-def read_csv(path: Path) -> list[dict[str, Any]]:
-    """Rows of a GPQA CSV file (the authors' layout)."""
-    try:
-        blob = path.read_bytes()
-    except FileNotFoundError as exc:
-        raise DataError(f"data path {path} does not exist; pass an existing CSV file") from exc
-    return _csv_rows(blob, str(path))
-
-
-def _csv_rows(blob: bytes, where: str) -> list[dict[str, Any]]:
-    import pandas as pd
-
-    try:
-        frame = pd.read_csv(io.BytesIO(blob), dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except (ValueError, UnicodeDecodeError) as exc:  # pandas' parser errors are ValueErrors
-        raise DataError(f"cannot read CSV {where}: {exc}") from exc
-    return frame.to_dict("records")
+    return csv_rows(blob, f"{path}:{member}")
 
 
 def _zip_member(path: Path, names: Sequence[str]) -> str:
@@ -344,14 +325,6 @@ def _zip_member(path: Path, names: Sequence[str]) -> str:
 def _csv_in_dir(path: Path) -> Path | None:
     found = sorted(path.rglob(Path(ZIP_MEMBER).name))
     return found[0] if found else None
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # --- row handling -------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections import Counter
@@ -16,6 +17,7 @@ from realdata import GPT4O_GLOB, MMLU, TEST_PARQUET, VALIDATION_PARQUET, needs_r
 from tasks import data as data_module
 from tasks.data import DataError, builtin_path, hub_rows, load_rows, rows_fingerprint, source_dir
 from tasks.mmlu_pro import TEST_CATEGORY_SIZES
+from tasks.readers import file_sha256, read_csv
 
 # --- real files ---------------------------------------------------------------------------------
 
@@ -139,6 +141,21 @@ def test_unknown_extension(tmp_path: Path):
     with pytest.raises(DataError, match=r"unknown data file type '\.csv'") as info:
         load_rows(str(path), "test")
     assert str(path) in str(info.value)
+
+
+def test_csv_reader_keeps_text_and_checks_columns(tmp_path: Path):
+    path = tmp_path / "answers.csv"
+    # a byte-order mark, a quoted cell spanning lines, an empty cell and numbers that stay text
+    path.write_bytes('\ufeffid,answer,note\n1,007,"two\nlines"\n2,,\n'.encode())
+    rows = read_csv(path, columns=("id", "answer"))
+    assert rows == [{"id": "1", "answer": "007", "note": "two\nlines"}, {"id": "2", "answer": "", "note": ""}]
+    with pytest.raises(
+        DataError, match=r"answers\.csv must have the columns id,problem \(found: id,answer,note\)"
+    ):
+        read_csv(path, columns=("id", "problem"))
+    with pytest.raises(DataError, match="does not exist; pass an existing CSV file"):
+        read_csv(tmp_path / "missing.csv")
+    assert file_sha256(path) == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_bad_json(tmp_path: Path):
