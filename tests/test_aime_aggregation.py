@@ -18,9 +18,7 @@ TABLE = AIME / "matharena_ai_aime2025I_per_problem_accuracy_table.json"
 PROBLEMS = AIME / "matharena" / "aime_2025_I"
 RUNS = 4
 
-pytestmark = pytest.mark.skipif(
-    not (TABLE.is_file() and PROBLEMS.is_dir()), reason=f"MathArena table or problems not found under {AIME}"
-)
+pytestmark = pytest.mark.realdata(TABLE, PROBLEMS)
 
 
 def published() -> dict[str, tuple[list[float], float]]:

@@ -14,6 +14,7 @@ from evals.cli import main
 from runners.tiny_gemma4 import save_tiny_gemma4
 
 TEXT_TASKS = {"mmlu_pro", "aime", "gpqa_diamond", "livecodebench"}
+pytestmark = pytest.mark.slow  # the whole card run (six rows, tiny model, sandboxed grading): about a minute
 
 
 @pytest.fixture(scope="module")
