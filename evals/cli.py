@@ -1,14 +1,18 @@
-"""The `evals` command line: run, score, report, parity, tasks, cards.
+"""The `evals` command line: run, score, report, parity, tasks, backends, cards.
 
-Parses arguments and calls evals.pipeline; user errors become one line on stderr and exit code 2.
-Set EVALS_DEBUG=1 to see the full traceback instead.
+Parses arguments and calls evals.pipeline (or evals.parity); it computes nothing itself. Every
+subcommand refuses abbreviated flags, names a model on a backend as `--backend B --model M`, takes
+task options as `--task-opt KEY=VALUE` and local data as `--data [TASK=]PATH`. User errors become one
+line on stderr and exit code 2; set EVALS_DEBUG=1 to see the full traceback instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +20,32 @@ from evals import registry
 from evals.cards import card_names, load_card
 
 EXIT_USAGE = 2
+
+PREDICTIONS_FORMAT = """\
+predictions file: JSON Lines, one JSON object per line, e.g.
+  {"id": "70", "response": "... The answer is (B).", "repeat": 0, "answer": "B"}
+  id        the sample id in the task's dataset (required)
+  response  the model's full output text (required)
+  repeat    which completion of that sample it is, 0, 1, ... (optional, default 0)
+  answer    the gold answer the predictions were made against (optional; each one that differs
+            from the loaded dataset is reported)"""
+
+CACHE_HELP = (
+    "SQLite file of cached completions, shared by every run "
+    "(default: $EVALS_CACHE or ~/.cache/evals/completions.sqlite)"
+)
+FRESH_HELP = "regenerate every completion, ignoring what the cache holds, and store the new ones"
+DATA_HELP = (
+    "local data instead of the hub for TASK (or every task when TASK= is left out): "
+    "a file, directory or glob; 'builtin' for the offline smoke set (repeatable)"
+)
+TASK_OPT_HELP = (
+    "task option (repeatable), e.g. extractor=tiger-2024-05 or guess_unparsed=true (mmlu_pro), "
+    "strict=true (aime), shuffle_seed=1 (gpqa_diamond); `evals tasks` lists every task's options"
+)
+BACKEND_OPT_HELP = (
+    "backend option (repeatable), e.g. dtype=bfloat16; `evals backends` lists every backend's options"
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,104 +62,150 @@ def main(argv: list[str] | None = None) -> int:
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse that reports a bad option as one line (no usage dump) with exit code 2."""
+    """argparse that refuses abbreviated flags, keeps the epilog's layout, builds an expensive epilog
+    only when help is asked for, and reports a bad option as one line (no usage dump), exit code 2."""
+
+    def __init__(self, *args: Any, epilog_factory: Callable[[], str] | None = None, **kwargs: Any) -> None:
+        kwargs["allow_abbrev"] = False
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+        self.epilog_factory = epilog_factory
+
+    def format_help(self) -> str:
+        if self.epilog_factory is not None:
+            self.epilog = self.epilog_factory()
+        return super().format_help()
 
     def error(self, message: str) -> Any:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="evals", description="Reproduce a model card's benchmark table.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = _Parser(
+        prog="evals",
+        description="Reproduce a model card's benchmark table.",
+        epilog="example:\n  evals run --card smoke\n  evals score --help",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
+    _add_run(sub)
+    _add_score(sub)
+    _add_report(sub)
+    _add_parity(sub)
+    _add_listing(sub, "tasks", "list tasks with their versions, variants (and what each means) and options")
+    _add_listing(sub, "backends", "list backends with their options (name, type, default, meaning)")
+    _add_listing(sub, "cards", "list model cards and their rows")
+    return parser
 
-    run = sub.add_parser("run", help="generate, score and report a card or a list of tasks")
-    run.add_argument(
-        "--card", default="smoke", help="card name or .toml path (default: the offline smoke card)"
+
+def _add_run(sub: Any) -> None:
+    run = sub.add_parser(
+        "run",
+        help="generate, score and report a card or a list of tasks",
+        description="Generate what the completion cache lacks, score every row and write a run directory.",
+        epilog_factory=lambda: (
+            "examples:\n"
+            "  evals run --card smoke\n"
+            "  evals run --tasks mmlu_pro,aime --model path/to/model --backend hf --limit 8 --data builtin\n"
+            "  evals run --tasks mmlu_pro --variant tiger-5shot --model model.gguf --backend llamacpp \\\n"
+            "      --task-opt extractor=tiger-2024-05 --backend-opt parallel=4\n\n" + _task_summary()
+        ),
     )
-    run.add_argument("--tasks", help="comma-separated task names to run instead of a card (needs --model)")
-    run.add_argument("--variant", help="task variant (overrides the card's)")
-    run.add_argument("--model", help="hub id, local directory, .gguf file, or pkg:PACKAGE/FILE")
-    run.add_argument("--backend", help=f"one of: {', '.join(sorted(registry.BACKENDS))}")
+    run.add_argument("--card", help="card name or .toml path (default: the offline smoke card)")
+    run.add_argument("--tasks", help="comma-separated tasks: the rows of --card to run, or without --card "
+                                     "an ad-hoc run of these tasks (needs --model)")  # fmt: skip
+    run.add_argument("--variant", help="task variant, overriding the card's (`evals tasks` lists them)")
+    _add_model(run, "", "the model")
+    run.add_argument("--batch-size", help="backend batch size: a positive integer or 'auto'")
     run.add_argument("--limit", type=_positive_int, help="first N samples of each task")
-    run.add_argument("--repeats", type=_positive_int, help="completions per sample")
-    run.add_argument(
-        "--data",
-        action="append",
-        default=[],
-        metavar="[TASK=]PATH",
-        help="local data instead of the hub: file, directory or glob; 'builtin' for the smoke set",
-    )
-    run.add_argument("--output", type=Path, help="run directory (default runs/CARD-TIMESTAMP)")
-    run.add_argument(
-        "--cache", type=Path, help="SQLite completion cache (default $EVALS_CACHE or ~/.cache/evals)"
-    )
-    run.add_argument("--max-tokens", type=_positive_int)
-    run.add_argument("--temperature", type=float)
-    run.add_argument("--seed", type=int)
-    run.add_argument("--thinking", action=argparse.BooleanOptionalAction, default=None)
-    run.add_argument("--extractor", help="answer extractor of the task (e.g. tiger, tiger-2024-05, card)")
+    run.add_argument("--repeats", type=_positive_int, help="completions per sample (default: the card's)")
+    _add_data(run)
     _add_task_opt(run)
-    run.add_argument("--batch-size", help="backend batch size: an integer or 'auto'")
     run.add_argument(
-        "--backend-opt",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="extra backend option, e.g. dtype=bfloat16",
+        "--output", type=Path, metavar="DIR", help="run directory (default: runs/CARD-TIMESTAMP)"
     )
-    run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    _add_cache(run)
+    run.add_argument(
+        "--max-tokens", type=_positive_int, help="generation budget per completion (default: the card's)"
+    )
+    run.add_argument("--temperature", type=float, help="sampling temperature (default: the card's)")
+    run.add_argument("--seed", type=int, help="sampling seed (default: the card's)")
+    run.add_argument("--thinking", action=argparse.BooleanOptionalAction, default=None,
+                     help="turn the model's thinking mode on or off (default: the card's)")  # fmt: skip
+    run.add_argument("--no-progress", action="store_true", help="hide progress bars")
     _add_redact_option(run)
     run.set_defaults(handler=_cmd_run)
 
+
+def _add_score(sub: Any) -> None:
     score = sub.add_parser(
-        "score", help="score existing generations (JSONL of {id, response[, repeat, answer]})"
+        "score",
+        help="score existing generations (a JSONL file of predictions) with a task",
+        description="Score predictions made by any harness with one task, against its dataset.",
+        epilog_factory=lambda: (
+            "examples:\n"
+            "  evals score gpt4o.jsonl --task mmlu_pro --variant tiger-5shot \\\n"
+            "      --task-opt extractor=tiger-2024-05 --data 'mmlu_pro/data/test-*.parquet' --output runs/gpt4o\n"
+            "  evals score preds.jsonl --task gpqa_diamond --data builtin\n\n"
+            + PREDICTIONS_FORMAT
+            + "\n\n"
+            + _task_summary()
+        ),
     )
-    score.add_argument("predictions", type=Path)
-    score.add_argument("--task", required=True)
-    score.add_argument("--variant")
-    score.add_argument("--extractor")
+    score.add_argument("predictions", type=Path, help="JSONL file of predictions (format below)")
+    score.add_argument("--task", required=True, help="the task to score with (listed below)")
+    score.add_argument("--variant", help="task variant (listed below; default: the task's first)")
     _add_task_opt(score)
-    score.add_argument(
-        "--guess-unparsed",
-        action="store_true",
-        help="also report accuracy with the official random-guess credit for unparsed answers",
-    )
-    score.add_argument("--data", help="local data instead of the hub: file, directory or glob")
-    score.add_argument("--output", type=Path, help="write a run directory here")
+    score.add_argument("--data", action="append", default=[], metavar="[TASK=]PATH",
+                       help="local data instead of the hub: a file, directory or glob, or 'builtin' for the "
+                            "offline smoke set; TASK= may name the scored task")  # fmt: skip
+    score.add_argument("--output", type=Path, metavar="DIR", help="write a run directory here")
     _add_redact_option(score)
     score.set_defaults(handler=_cmd_score)
 
-    report = sub.add_parser("report", help="render report.md and report.html of a run directory again")
-    report.add_argument("run_dir", type=Path)
+
+def _add_report(sub: Any) -> None:
+    report = sub.add_parser(
+        "report",
+        help="render report.md and report.html of a run directory again",
+        description="Render report.md and report.html of an existing run directory again.",
+        epilog="example:\n  evals report runs/smoke-20250101-120000 --redact-questions",
+    )
+    report.add_argument("run_dir", type=Path, help="a run directory written by `evals run` or `evals score`")
     _add_redact_option(report)
     report.set_defaults(handler=_cmd_report)
 
+
+def _add_parity(sub: Any) -> None:
     parity = sub.add_parser(
-        "parity", help="run the same requests on two backends: prompt ids, greedy tokens, answers"
+        "parity",
+        help="run the same requests on two backends: prompt ids, greedy tokens, answers",
+        description="Run the same requests on backend A and backend B and say where they differ.",
+        epilog=(
+            "example (one model on two backends):\n"
+            "  evals parity --a-backend hf --a-model model.Q4_1.gguf \\\n"
+            "      --b-backend llamacpp --b-model model.Q4_1.gguf --b-backend-opt parallel=2 \\\n"
+            "      --tasks mmlu_pro --data builtin --limit 8"
+        ),
     )
-    parity.add_argument("--a", required=True, metavar="BACKEND:MODEL", help="e.g. hf:path/to/model")
-    parity.add_argument("--b", required=True, metavar="BACKEND:MODEL", help="e.g. llamacpp:model.Q4_1.gguf")
-    parity.add_argument(
-        "--a-opt", action="append", default=[], metavar="KEY=VALUE", help="backend option of A"
-    )
-    parity.add_argument(
-        "--b-opt", action="append", default=[], metavar="KEY=VALUE", help="backend option of B"
-    )
-    parity.add_argument("--card", default="smoke", help="card whose rows give the requests (default smoke)")
+    for side in ("a", "b"):
+        _add_model(parity, f"{side}-", f"side {side.upper()}'s model", required=True)
+    parity.add_argument("--card", default="smoke", help="card whose rows give the requests (default: smoke)")
     parity.add_argument("--tasks", help="comma-separated tasks instead of a card")
-    parity.add_argument("--variant")
-    parity.add_argument("--data", action="append", default=[], metavar="[TASK=]PATH")
-    parity.add_argument("--limit", type=_positive_int, default=8, help="samples per row (default 8)")
-    parity.add_argument(
-        "--max-tokens", type=_positive_int, default=32, help="greedy continuation length (default 32)"
-    )
-    parity.add_argument("--answer-max-tokens", type=_positive_int, help="answer budget (default: the card's)")
-    parity.add_argument("--json", type=Path, help="also write the comparison as JSON here")
+    parity.add_argument("--variant", help="task variant, overriding the card's")
+    _add_data(parity)
+    _add_task_opt(parity)
+    parity.add_argument("--limit", type=_positive_int, default=8, help="samples per row (default: 8)")
+    parity.add_argument("--max-tokens", type=_positive_int, default=32,
+                        help="greedy continuation length compared token by token (default: 32)")  # fmt: skip
+    parity.add_argument("--answer-max-tokens", type=_positive_int,
+                        help="generation budget of the answers compared (default: the card's)")  # fmt: skip
+    _add_cache(parity)
+    parity.add_argument("--json", type=Path, metavar="FILE", help="also write the comparison as JSON here")
     parity.add_argument(
         "--tie-margin",
         type=float,
         default=5e-3,
-        help="top-2 logit gap under which a greedy divergence counts as a near-tie (default 0.005)",
+        help="top-2 logit gap under which a greedy divergence counts as a near-tie (default: 0.005)",
     )
     parity.add_argument(
         "--require-match",
@@ -139,23 +215,34 @@ def build_parser() -> argparse.ArgumentParser:
     parity.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parity.set_defaults(handler=_cmd_parity)
 
-    tasks = sub.add_parser("tasks", help="list tasks")
-    tasks.set_defaults(handler=_cmd_tasks)
-    cards = sub.add_parser("cards", help="list model cards")
-    cards.set_defaults(handler=_cmd_cards)
-    return parser
+
+def _add_listing(sub: Any, name: str, help: str) -> None:
+    listing = sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".",
+                             epilog=f"example:\n  evals {name}")  # fmt: skip
+    listing.set_defaults(handler=LISTINGS[name])
+
+
+def _add_model(parser: argparse.ArgumentParser, prefix: str, what: str, required: bool = False) -> None:
+    default = "" if required else " (default: the card's)"
+    parser.add_argument(f"--{prefix}backend", required=required, choices=sorted(registry.BACKENDS),
+                        help=f"backend that runs {what}{default}")  # fmt: skip
+    parser.add_argument(f"--{prefix}model", required=required,
+                        help=f"{what}: hub id, local directory, .gguf file, or pkg:PACKAGE/FILE{default}")  # fmt: skip
+    parser.add_argument(f"--{prefix}backend-opt", action="append", default=[], metavar="KEY=VALUE",
+                        help=BACKEND_OPT_HELP)  # fmt: skip
+
+
+def _add_data(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", action="append", default=[], metavar="[TASK=]PATH", help=DATA_HELP)
 
 
 def _add_task_opt(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--task-opt", action="append", default=[], metavar="KEY=VALUE",
-                        help="task option, e.g. last_chance=true (aime), strict=true (aime), shuffle_seed=1 (gpqa)")  # fmt: skip
+    parser.add_argument("--task-opt", action="append", default=[], metavar="KEY=VALUE", help=TASK_OPT_HELP)
 
 
-def _task_options(args: argparse.Namespace) -> dict[str, Any]:
-    options = dict(_key_value(item, "--task-opt") for item in args.task_opt)
-    if args.extractor:
-        options["extractor"] = args.extractor
-    return options
+def _add_cache(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cache", type=Path, metavar="FILE", help=CACHE_HELP)
+    parser.add_argument("--fresh", action="store_true", help=FRESH_HELP)
 
 
 def _add_redact_option(parser: argparse.ArgumentParser) -> None:
@@ -174,12 +261,21 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _task_options(args: argparse.Namespace) -> dict[str, Any]:
+    return dict(_key_value(item, "--task-opt") for item in args.task_opt)
+
+
+def _task_list(text: str | None) -> list[str]:
+    tasks = [t.strip() for t in text.split(",") if t.strip()] if text else []
+    for name in tasks:
+        registry.task_class(name)  # unknown task: one clear line before any model loads
+    return tasks
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from evals.pipeline import RunOptions, run
 
-    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else []
-    for name in tasks:
-        registry.task_class(name)  # unknown task: one clear line before any model loads
+    tasks = _task_list(args.tasks)
     sampling: dict[str, Any] = {}
     for name in ("max_tokens", "temperature", "seed", "thinking"):
         if getattr(args, name) is not None:
@@ -201,38 +297,32 @@ def _cmd_run(args: argparse.Namespace) -> int:
         sampling=sampling,
         output=args.output,
         cache=args.cache,
+        fresh=args.fresh,
         show_progress=not args.no_progress,
         redact=args.redact_questions,
     )
-    out_dir, _results, report = run(options)
-    print(report)
-    print(f"run directory: {out_dir}", file=sys.stderr)
-    stats = _read_generation(out_dir)
-    if stats:
-        print(f"completions: {stats}", file=sys.stderr)
+    outcome = run(options)
+    print(outcome.report)
+    print(f"run directory: {outcome.out_dir}", file=sys.stderr)
+    info = outcome.run_info.generation
+    print(
+        f"completions: {info.cached} cached, {info.generated} generated, {info.failed} failed",
+        file=sys.stderr,
+    )
     return 0
 
 
-def _read_generation(out_dir: Path) -> str:
-    import json
-
-    info = json.loads((out_dir / "run.json").read_text())["generation"]
-    return f"{info['cached']} cached, {info['generated']} generated, {info['failed']} failed"
-
-
 def _cmd_score(args: argparse.Namespace) -> int:
-    from evals.pipeline import ScoreOptions, score
+    from evals.rescore import ScoreOptions, score
 
-    task_options = _task_options(args)
-    if args.guess_unparsed:
-        task_options["guess_unparsed"] = True
+    registry.task_class(args.task)
     outcome = score(
         ScoreOptions(
             task=args.task,
             predictions=args.predictions,
             variant=args.variant,
-            task_options=task_options,
-            data=args.data,
+            task_options=_task_options(args),
+            data=_score_data(args.data, args.task),
             output=args.output,
             redact=args.redact_questions,
         )
@@ -252,7 +342,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from evals.records import rewrite_reports
+    from evals.run_dir import rewrite_reports
 
     print(rewrite_reports(args.run_dir, redact=args.redact_questions))
     return 0
@@ -263,11 +353,9 @@ def _cmd_parity(args: argparse.Namespace) -> int:
 
     from evals.parity import ParityOptions, Side, render_parity, run_parity
 
-    a = Side.parse(args.a, dict(_key_value(item, "--a-opt") for item in args.a_opt))
-    b = Side.parse(args.b, dict(_key_value(item, "--b-opt") for item in args.b_opt))
-    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else []
-    for name in tasks:
-        registry.task_class(name)
+    a = Side(args.a_backend, args.a_model, dict(_key_value(i, "--a-backend-opt") for i in args.a_backend_opt))
+    b = Side(args.b_backend, args.b_model, dict(_key_value(i, "--b-backend-opt") for i in args.b_backend_opt))
+    tasks = _task_list(args.tasks)
     report = run_parity(
         ParityOptions(
             a=a,
@@ -275,11 +363,14 @@ def _cmd_parity(args: argparse.Namespace) -> int:
             card=None if tasks else args.card,
             tasks=tasks,
             variant=args.variant,
+            task_options=_task_options(args),
             data=_data_overrides(args.data),
             limit=args.limit,
             max_tokens=args.max_tokens,
             tie_margin=args.tie_margin,
             answer_max_tokens=args.answer_max_tokens,
+            cache=args.cache,
+            fresh=args.fresh,
             show_progress=not args.no_progress,
         )
     )
@@ -300,11 +391,65 @@ def _cmd_parity(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- listings -----------------------------------------------------------------------------------
+
+
+def _variants(cls: Any) -> dict[str, str]:
+    return dict(getattr(cls, "variants", {}))
+
+
+def _task_summary() -> str:
+    """One line per task with its variants, for the epilogs of run and score."""
+    lines = ["tasks and their variants (`evals tasks` says what each variant means):"]
+    for name in sorted(registry.TASKS):
+        variants = ", ".join(_variants(registry.task_class(name))) or "(none)"
+        lines.append(f"  {name}: {variants}")
+    return "\n".join(lines)
+
+
+def task_option_defaults(name: str) -> list[str]:
+    """`name: type = default` for each keyword-only constructor parameter of the task."""
+    parameters = inspect.signature(registry.task_class(name)).parameters
+    described = []
+    for option in sorted(registry.task_options(name)):
+        parameter = parameters[option]
+        kind = "" if parameter.annotation is inspect.Parameter.empty else f": {parameter.annotation}"
+        described.append(f"{option}{kind} = {parameter.default!r}")
+    return described
+
+
 def _cmd_tasks(args: argparse.Namespace) -> int:
     for name in sorted(registry.TASKS):
         cls = registry.task_class(name)
-        variants = ", ".join(getattr(cls, "VARIANTS", ()))
-        print(f"{name}  v{cls.version}  variants: {variants}")
+        print(f"{name}  v{cls.version}")
+        variants = _variants(cls)
+        width = max((len(v) for v in variants), default=0)
+        print("  variants (--variant):" + ("" if variants else " none declared"))
+        for variant, meaning in variants.items():
+            print(f"    {variant.ljust(width)}  {meaning}")
+        options = task_option_defaults(name)
+        print("  options (--task-opt KEY=VALUE):" + ("" if options else " none"))
+        for option in options:
+            print(f"    {option}")
+    return 0
+
+
+def _cmd_backends(args: argparse.Namespace) -> int:
+    from evals.schema import option_help
+
+    for name in sorted(registry.BACKENDS):
+        try:
+            cls = registry.backend_class(name)
+        except registry.MissingDependency:
+            print(f"{name}  (not installed: pip install -e '.[{registry.EXTRAS.get(name, name)}]')")
+            continue
+        print(f"{name}  options (--backend-opt KEY=VALUE):")
+        rows = [(o, t, repr(d), h) for o, t, d, h in option_help(cls.options_type)]
+        widths = [max(len(row[i]) for row in rows) for i in range(3)] if rows else [0, 0, 0]
+        for option, kind, default, meaning in rows:
+            print(
+                f"    {option.ljust(widths[0])}  {kind.ljust(widths[1])}  {default.ljust(widths[2])}  {meaning}"
+            )
     return 0
 
 
@@ -316,6 +461,16 @@ def _cmd_cards(args: argparse.Namespace) -> int:
         )
         print(f"{name}: {card.title} [{card.model}]\n    {rows}")
     return 0
+
+
+LISTINGS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "tasks": _cmd_tasks,
+    "backends": _cmd_backends,
+    "cards": _cmd_cards,
+}
+
+
+# --- values -------------------------------------------------------------------------------------
 
 
 def _key_value(item: str, flag: str) -> tuple[str, Any]:
@@ -344,6 +499,7 @@ def _batch_size(text: str) -> int | str:
 
 
 def _data_overrides(items: list[str]) -> dict[str, str]:
+    """`--data [TASK=]PATH` items as {task or "*": path}."""
     overrides = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -356,6 +512,17 @@ def _data_overrides(items: list[str]) -> dict[str, str]:
         else:
             overrides["*"] = item
     return overrides
+
+
+def _score_data(items: list[str], task: str) -> str | None:
+    """The one data source of the scored task: a bare PATH or `TASK=PATH` naming that task."""
+    overrides = _data_overrides(items)
+    for key in overrides:
+        if key not in (task, "*"):
+            raise ValueError(
+                f"--data {key}=...: `evals score` scores only '{task}'; use --data PATH or --data {task}=PATH"
+            )
+    return overrides.get(task) or overrides.get("*")
 
 
 if __name__ == "__main__":
