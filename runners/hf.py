@@ -1,18 +1,20 @@
 """Hugging Face transformers backend (`HFBackend`, backend name "hf").
 
-Loads a model from a hub id, a local directory or a `.gguf` file; renders text-only chat requests
-with the tokenizer's chat template (exactly one BOS) and raw prompts with the tokenizer's own
-special tokens; requests with image or audio parts go through the model's processor
+Loads a model from a hub id, a local directory or a `.gguf` file (`runners.hf_loading`; a GGUF
+is dequantized once into a cached safetensors folder); its options are `HFOptions`. Renders
+text-only chat requests with the tokenizer's chat template (exactly one BOS) and raw prompts with
+the tokenizer's own special tokens; requests with image or audio parts go through the model's processor
 (`runners.hf_media`, media decoded inside each batch step). Generates in left-padded batches
 grouped by sampling settings (a batch may mix image, audio and text-only requests), with
 batch-size back-off on out-of-memory; samples each request with its own seed so results do not
 depend on batch composition; decodes with special tokens kept and splits thought from answer.
 With `draft_model` (a Gemma 4 MTP assistant directory, `runners.hf_draft`) it generates one request
 at a time with the drafter (assisted generation is batch-1 only); greedy and seeded sampled outputs
-are the same as without it. `greedy_ids` continues raw prompt ids greedily, for parity checks
-against other backends.
+are the same as without it. For parity checks against other backends it implements
+`TokenLevelBackend` and `MarginBackend` (`render`, `greedy_ids`, `prompt_bos`, `placeholder_ids`,
+`top2_margins`).
 
-It does not handle caching or progress display: the runner owns both.
+It does not cache completions or show generation progress: the pipeline owns both.
 """
 
 from __future__ import annotations
@@ -27,27 +29,22 @@ from typing import Any
 
 import torch
 import transformers
-from transformers import (
-    AutoConfig,
-    AutoModelForCausalLM,
-    AutoModelForImageTextToText,
-    AutoModelForMultimodalLM,
-    AutoProcessor,
-    AutoTokenizer,
-    GenerationConfig,
-    LogitsProcessorList,
-    StoppingCriteriaList,
-)
+from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
 
-from evals.schema import AudioPart, Completion, ImagePart, Message, Request, Sampling, TextPart
-from runners.hf_draft import Drafter, load_drafter
-from runners.hf_fingerprint import (
-    gguf_quantization,
-    quick_digest,
-    text_sha256,
-    tokenizer_identity,
-    weight_files,
+from evals.schema import (
+    AudioPart,
+    BackendOptions,
+    Completion,
+    ImagePart,
+    Message,
+    Request,
+    Sampling,
+    TextPart,
+    build_options,
+    option,
 )
+from runners.fingerprint import gguf_quantization, quick_digest, text_sha256, tokenizer_identity, weight_files
+from runners.hf_draft import Drafter, load_drafter
 from runners.hf_generation import (
     SAMPLER_VERSION,
     BatchSizer,
@@ -56,111 +53,31 @@ from runners.hf_generation import (
     generate_with_backoff,
     is_oom,
 )
+from runners.hf_loading import (
+    exception_line,
+    load_model,
+    resolve_device,
+    resolve_dtype,
+    resolve_source,
+)
 from runners.hf_media import Encoded, MediaEncoder, collate, has_media, media_messages
 from runners.outputs import SplitOutput, split_output
 
 END_OF_TURN_TOKENS = ("<turn|>", "<|im_end|>", "<end_of_turn>", "<|eot_id|>")
-MULTIMODAL_MODEL_TYPES = ("gemma4_unified",)
-_DTYPES = {
-    "bfloat16": torch.bfloat16,
-    "bf16": torch.bfloat16,
-    "float16": torch.float16,
-    "fp16": torch.float16,
-    "half": torch.float16,
-    "float32": torch.float32,
-    "fp32": torch.float32,
-    "float": torch.float32,
-}
-_FIX = "pass a model directory with config.json, a .gguf file, or a hub id such as 'org/name'"
 
 
 class UnsupportedInput(ValueError):
     """A request part this backend cannot handle (e.g. media without a processor)."""
 
 
-# --- where the model comes from -----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ModelSource:
-    """What `from_pretrained` gets: a hub id or local directory, plus a GGUF file name inside it."""
-
-    name: str
-    gguf_file: str | None
-    local: bool
-
-    @property
-    def kwargs(self) -> dict[str, Any]:
-        return {"gguf_file": self.gguf_file} if self.gguf_file else {}
-
-
-def resolve_source(model: str, gguf_file: str | None = None) -> ModelSource:
-    """Check a model argument; raise a one-line ValueError naming the path and the fix."""
-    path = Path(model).expanduser()
-    if model.endswith(".gguf"):
-        if not path.is_file():
-            raise ValueError(f"GGUF file {model!r} does not exist; {_FIX}")
-        return ModelSource(str(path.parent), path.name, local=True)
-    if path.is_dir():
-        return ModelSource(str(path), _local_gguf(path, gguf_file), local=True)
-    if path.exists():
-        raise ValueError(f"model path {model!r} is a file but not a .gguf file; {_FIX}")
-    if _looks_like_path(model):
-        raise ValueError(f"model path {model!r} does not exist; {_FIX}")
-    return ModelSource(model, gguf_file, local=False)
-
-
-def _local_gguf(directory: Path, gguf_file: str | None) -> str | None:
-    if gguf_file is not None:
-        if not (directory / gguf_file).is_file():
-            raise ValueError(f"GGUF file {gguf_file!r} not found in {str(directory)!r}; {_FIX}")
-        return gguf_file
-    if (directory / "config.json").is_file():
-        return None
-    ggufs = sorted(p.name for p in directory.glob("*.gguf"))
-    if len(ggufs) == 1:
-        return ggufs[0]
-    found = f"several .gguf files ({', '.join(ggufs)}); pick one with gguf_file=" if ggufs else _FIX
-    raise ValueError(f"model directory {str(directory)!r} has no config.json; {found}")
-
-
-def _looks_like_path(model: str) -> bool:
-    return model.startswith(("/", ".", "~")) or model.count("/") != 1
-
-
-def resolve_device(device: str) -> str:
-    return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-
-
-def resolve_dtype(dtype: str, device: str) -> torch.dtype:
-    if dtype == "auto":
-        return torch.bfloat16 if device.startswith("cuda") else torch.float32
-    if dtype not in _DTYPES:
-        raise ValueError(f"unknown dtype {dtype!r}; choose auto or one of: {', '.join(_DTYPES)}")
-    return _DTYPES[dtype]
-
-
 def resolve_batch_sizer(batch_size: int | str, max_batch_size: int) -> BatchSizer:
     if batch_size == "auto":
         return BatchSizer(max_batch_size, adaptive=True)
-    if isinstance(batch_size, str) and not batch_size.isdigit():
-        raise ValueError(f"batch_size must be 'auto' or a positive integer, got {batch_size!r}")
+    if (isinstance(batch_size, str) and not batch_size.isdigit()) or int(batch_size) < 1:
+        raise ValueError(
+            f"batch_size must be 'auto' or a positive integer, got {batch_size!r}; e.g. batch_size=8"
+        )
     return BatchSizer(int(batch_size), adaptive=False)
-
-
-def is_multimodal(config: Any) -> bool:
-    return config.model_type in MULTIMODAL_MODEL_TYPES or any(
-        getattr(config, name, None) is not None for name in ("vision_config", "audio_config")
-    )
-
-
-def model_class(config: Any) -> Any:
-    """The Auto class that maps this config: image-text-to-text first for multimodal configs."""
-    candidates = (AutoModelForImageTextToText, AutoModelForMultimodalLM) if is_multimodal(config) else ()
-    for candidate in candidates:
-        if type(config) in candidate._model_mapping:
-            return candidate
-    return AutoModelForCausalLM
 
 
 # --- prompt rendering ---------------------------------------------------------------------
@@ -228,10 +145,7 @@ def left_pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, 
     return ids, mask
 
 
-def error_completion_message(exc: BaseException) -> str:
-    """`Type: first line of the message` (or just the type)."""
-    message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+error_completion_message = exception_line  # `Type: first line of the message` (or just the type)
 
 
 def error_completion(request: Request, exc: BaseException, prompt_tokens: int = 0) -> Completion:
@@ -256,95 +170,83 @@ class Decoded:
 # --- the backend --------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class HFOptions(BackendOptions):
+    """The transformers backend's options (`--backend-opt KEY=VALUE`)."""
+
+    dtype: str = option(
+        "auto", "weights dtype: auto (bfloat16 on CUDA, float32 on CPU), bfloat16, float16, float32"
+    )
+    device: str = option("auto", "torch device: auto (cuda when available, else cpu), cpu, cuda, cuda:1, ...")
+    batch_size: int | str = option(
+        "auto", "rows per generate call, or auto (start at max_batch_size, halve on OOM)"
+    )
+    max_batch_size: int = option(64, "the largest batch that batch_size=auto tries")
+    gguf_file: str | None = option(None, "the .gguf file to load from a model directory holding several")
+    revision: str | None = option(None, "hub revision (branch, tag or commit) of a hub model")
+    max_soft_tokens: int | None = option(
+        None, "image budget: soft tokens per image (None: the processor's default)"
+    )
+    draft_model: str | None = option(None, "Gemma 4 MTP assistant directory: speculative decoding, batch 1")
+    draft_tokens: int | None = option(None, "tokens the drafter proposes per step (None: its own default)")
+    gguf_cache: bool = option(
+        True, "load a local .gguf from a safetensors copy dequantized once (~/.cache/evals/hf-gguf)"
+    )
+
+
 class HFBackend:
     """Run a transformers model on batches of Requests (see the module docstring)."""
 
     name = "hf"
+    options_type: type[BackendOptions] = HFOptions
+    takes_image_budget = True  # max_soft_tokens sets the processor's image budget
+    options: HFOptions
 
-    def __init__(
-        self,
-        model: str,
-        *,
-        dtype: str = "auto",
-        device: str = "auto",
-        batch_size: int | str = "auto",
-        max_batch_size: int = 64,
-        gguf_file: str | None = None,
-        revision: str | None = None,
-        max_soft_tokens: int | None = None,
-        progress: bool = True,
-        draft_model: str | None = None,
-        draft_tokens: int | None = None,
-    ):
-        if not progress:  # transformers' own bars (weight loading; its GGUF conversion bar is plain tqdm)
+    def __init__(self, model: str, options: HFOptions | None = None, **overrides: Any) -> None:
+        build_options(HFOptions, overrides, owner=f"backend '{self.name}'")  # names and types
+        opts = self.options = dataclasses.replace(options or HFOptions(), **overrides)
+        if not opts.progress:  # transformers' own bars (its GGUF conversion bar: `runners.hf_loading`)
             transformers.utils.logging.disable_progress_bar()
         self.model_id = model
-        self.source = resolve_source(model, gguf_file)
-        self.revision = revision
-        self.device = resolve_device(device)
-        self.dtype = resolve_dtype(dtype, self.device)
-        self.max_soft_tokens = max_soft_tokens
-        self._sizer = resolve_batch_sizer(batch_size, max_batch_size)
-        if draft_tokens is not None and draft_model is None:
+        self.source = resolve_source(model, opts.gguf_file)
+        self.revision = opts.revision
+        self.device = resolve_device(opts.device)
+        self.dtype = resolve_dtype(opts.dtype, self.device)
+        self.max_soft_tokens = opts.max_soft_tokens
+        self._sizer = resolve_batch_sizer(opts.batch_size, opts.max_batch_size)
+        if opts.draft_tokens is not None and opts.draft_model is None:
             raise ValueError("draft_tokens needs draft_model (an MTP assistant directory)")
         self._fingerprint: dict[str, Any] | None = None
-        self._processor_error: str | None = None  # why AutoProcessor failed, for media requests
         # Opt-in diagnostic record: set to {} and each completion's generated token ids are kept
         # here under its request key (parity and GPU checks compare token ids, not text).
         self.generated_ids: dict[str, list[int]] | None = None
-        self._load()
+        loaded = load_model(
+            model,
+            self.source,
+            revision=self.revision,
+            dtype=self.dtype,
+            device=self.device,
+            progress=opts.progress,
+            gguf_cache=opts.gguf_cache,
+        )
+        self.config, self.tokenizer, self.model = loaded.config, loaded.tokenizer, loaded.model
+        self.processor = loaded.processor
+        self._processor_error = loaded.processor_error  # why AutoProcessor failed, for media requests
+        self.loaded_from = loaded.loaded_from  # a GGUF's dequantized cache folder, else the source
+        self._setup_special_ids()
         self.draft: Drafter | None = None
-        if draft_model is not None:
+        if opts.draft_model is not None:
             self.draft = load_drafter(
-                draft_model,
+                opts.draft_model,
                 self.model,
                 dtype=self.dtype,
                 device=self.device,
-                num_assistant_tokens=draft_tokens,
+                num_assistant_tokens=opts.draft_tokens,
             )
             self._sizer = BatchSizer(1, adaptive=False)  # assisted generation is batch-1 only
-        self.media = MediaEncoder(self.processor, max_soft_tokens) if self.processor is not None else None
-
-    # --- loading ---
-
-    def _pretrained_kwargs(self) -> dict[str, Any]:
-        kwargs = dict(self.source.kwargs)
-        if self.revision is not None:
-            kwargs["revision"] = self.revision
-        return kwargs
-
-    def _load(self) -> None:
-        kwargs = self._pretrained_kwargs()
-        try:
-            self.config = AutoConfig.from_pretrained(self.source.name, **kwargs)
-        except (OSError, ValueError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            fix = (
-                _FIX if self.source.local else f"check the hub id and hub access (or its local cache); {_FIX}"
-            )
-            raise ValueError(f"cannot load model {self.model_id!r} ({first}); {fix}") from exc
-        self.processor, self.tokenizer = self._load_tokenizer(kwargs)
-        cls = model_class(self.config)
-        self.model = cls.from_pretrained(
-            self.source.name, config=self.config, dtype=self.dtype, device_map={"": self.device}, **kwargs
-        ).eval()
-        self._setup_special_ids()
-
-    def _load_tokenizer(self, kwargs: dict[str, Any]) -> tuple[Any, Any]:
-        """(processor or None, tokenizer). The processor is kept for media; it may be missing
-        (e.g. the gemma4_unified image processor needs torchvision), then text-only use continues
-        and media requests get error Completions naming the reason."""
-        if is_multimodal(self.config) and not self.source.gguf_file:
-            try:
-                processor = AutoProcessor.from_pretrained(self.source.name, **kwargs)
-            except Exception as exc:
-                processor, self._processor_error = None, error_completion_message(exc)
-            tokenizer = getattr(processor, "tokenizer", None)
-            if tokenizer is not None:
-                if tokenizer.chat_template is None:  # the template may be saved with the processor only
-                    tokenizer.chat_template = getattr(processor, "chat_template", None)
-                return processor, tokenizer
-        return None, AutoTokenizer.from_pretrained(self.source.name, **kwargs)
+        self.media = (
+            MediaEncoder(self.processor, self.max_soft_tokens) if self.processor is not None else None
+        )
 
     def _setup_special_ids(self) -> None:
         """Stop ids (generation config eos + tokenizer eos + end-of-turn tokens), pad, BOS; then
@@ -396,7 +298,7 @@ class HFBackend:
             )
         return self.media
 
-    def _placeholder_ids(self, request: Request) -> list[int]:
+    def _media_sort_ids(self, request: Request) -> list[int]:
         """A media request rendered with one placeholder per part, media not decoded (a sort key)."""
         self._media_encoder()  # no processor: fail before the batch step
         text = self.tokenizer.apply_chat_template(
@@ -426,7 +328,7 @@ class HFBackend:
         for request in requests:
             try:
                 if has_media(request):
-                    prepared.append(_Prepared(request, self._placeholder_ids(request), media=True))
+                    prepared.append(_Prepared(request, self._media_sort_ids(request), media=True))
                 else:
                     prepared.append(_Prepared(request, self.render(request)))
             except Exception as exc:
@@ -535,7 +437,11 @@ class HFBackend:
         end = next((i for i, token in enumerate(row) if token in self.stop_ids), len(row))
         return row[:end]
 
-    @property
+    def prompt_bos(self) -> int | None:
+        """The BOS id every rendered prompt starts with exactly once, or None when the tokenizer
+        adds none (e.g. SmolLM2's ChatML template starts the turn itself). A parity hook."""
+        return self.bos_id if self.adds_bos else None
+
     def placeholder_ids(self) -> tuple[int, ...]:
         """Media placeholder token ids (image, video, audio) of a multimodal model. The model swaps
         their embeddings for media features (or padding) wherever they occur, also when it

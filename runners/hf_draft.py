@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM
 
-from runners.hf_fingerprint import quick_digest, weight_files
+from runners.fingerprint import quick_digest, weight_files
 
 DRAFT_MODEL_TYPES = ("gemma4_unified_assistant", "gemma4_assistant")
 TARGET_CLASS_PREFIXES = ("Gemma4", "Gemma3n")  # targets that share their KV states with a drafter

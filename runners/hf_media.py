@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from evals.schema import AudioPart, ImagePart, Message, Part, Request, TextPart, iter_parts
-from runners.hf_fingerprint import text_sha256
+from runners.fingerprint import text_sha256
 
 SEQUENCE_KEYS = ("input_ids", "attention_mask", "mm_token_type_ids")
 # Per-item processor outputs (one row per image or audio clip) and the value that pads their

