@@ -213,7 +213,7 @@ def _latex_integer(answer: str) -> int | None:
     parsed = parse(
         f"\\boxed{{{answer}}}",
         extraction_config=[LatexExtractionConfig()],
-        parsing_timeout=PARSE_TIMEOUT_S if main_thread else None,  # type: ignore[arg-type]
+        parsing_timeout=PARSE_TIMEOUT_S if main_thread else None,
     )
     return _sympy_integer(parsed[0]) if parsed else None
 

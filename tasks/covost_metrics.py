@@ -22,7 +22,8 @@ from typing import Any
 import jiwer
 import numpy as np
 from numpy.typing import NDArray
-from sacrebleu.metrics import BLEU, CHRF
+from sacrebleu.metrics.bleu import BLEU, BLEUScore
+from sacrebleu.metrics.chrf import CHRF
 
 from evals.schema import Sample, Score
 
@@ -73,7 +74,7 @@ def corpus_bleu(
     return _bleu_dict(result, len(hypotheses), tokenize, str(metric.get_signature()))
 
 
-def _bleu_dict(result: Any, n: int, tokenize: str, signature: str) -> dict[str, Any]:
+def _bleu_dict(result: BLEUScore, n: int, tokenize: str, signature: str) -> dict[str, Any]:
     return {
         "score": result.score,
         "precisions": list(result.precisions),
@@ -90,7 +91,7 @@ def _bleu_dict(result: Any, n: int, tokenize: str, signature: str) -> dict[str, 
 
 def sentence_chrf(hypothesis: str, reference: str) -> float:
     """Sentence-level chrF (sacrebleu defaults) in points (0-100)."""
-    return _CHRF.sentence_score(hypothesis, [reference]).score
+    return float(_CHRF.sentence_score(hypothesis, [reference]).score)
 
 
 @functools.cache
@@ -137,7 +138,7 @@ def asr_error(references: Sequence[str], hypotheses: Sequence[str], unit: str = 
 
 def _segment_stats(
     hypotheses: Sequence[str], references: Sequence[str], tokenize: str
-) -> tuple[np.ndarray, str]:
+) -> tuple[NDArray[np.int64], str]:
     """Per-segment BLEU statistics, one row each: sys_len, ref_len, 4 n-gram matches, 4 totals
     (sacrebleu's own layout, from the method its paired bootstrap uses), and the signature."""
     metric = BLEU(tokenize=tokenize)
@@ -145,14 +146,14 @@ def _segment_stats(
     return np.asarray(stats, dtype=np.int64), str(metric.get_signature())
 
 
-def _bleu_score(totals: np.ndarray) -> Any:
+def _bleu_score(totals: NDArray[np.int64]) -> BLEUScore:
     values = [int(v) for v in totals]
     return BLEU.compute_bleu(values[2:6], values[6:10], values[0], values[1], smooth_method="exp")
 
 
-def bleu_from_stats(totals: np.ndarray) -> float:
+def bleu_from_stats(totals: NDArray[np.int64]) -> float:
     """Corpus BLEU from summed segment statistics (same smoothing as `corpus_bleu`)."""
-    return _bleu_score(totals).score
+    return float(_bleu_score(totals).score)
 
 
 def _resampled_totals(stats: NDArray[np.int64], index: NDArray[np.intp]) -> NDArray[np.int64]:
@@ -256,7 +257,7 @@ def corpus_metrics(
 
 def _pair_metrics(
     pair: str, items: Sequence[tuple[Sample, Score]], n_samples: int
-) -> tuple[dict[str, Any], np.ndarray]:
+) -> tuple[dict[str, Any], NDArray[np.int64]]:
     """One pair's summary and its per-utterance BLEU statistics (repeats summed)."""
     source, _, target = pair.partition("_")  # language codes have no underscore
     tokenize = bleu_tokenizer(target)

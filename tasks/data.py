@@ -122,7 +122,8 @@ def hub_rows(dataset: str, split: str, revision: str, config: str | None = None)
             f"cannot load {where} from the Hugging Face hub ({type(exc).__name__}: {reason}); "
             "without hub access pass local files with --data PATH"
         ) from exc
-    return loaded.to_list()
+    rows: list[dict[str, Any]] = loaded.to_list()
+    return rows
 
 
 # --- fingerprints ---------------------------------------------------------------------------

@@ -290,7 +290,7 @@ def _driver_main() -> None:
             source = handle.read()
         sys.set_int_max_str_digits(INT_MAX_STR_DIGITS)
         if not hasattr(builtins, "exit"):  # `site` not loaded: give programs exit() and quit()
-            builtins.exit = builtins.quit = sys.exit  # type: ignore[attr-defined]
+            builtins.exit = builtins.quit = sys.exit  # type: ignore[assignment]  # site's Quitter stand-ins
         signal.signal(signal.SIGPROF, _on_timer)
         signal.signal(signal.SIGALRM, _on_timer)
         _point(2, os.devnull, os.O_WRONLY)  # the program's stderr is not kept

@@ -314,10 +314,10 @@ def judge(problem: Problem, execution: Execution) -> Grade:
         return failed_grade(problem, f"sandbox error: {execution.detail}"[:MAX_MESSAGE_CHARS])
     messages = read_messages(execution.channel)
     reports: dict[int, dict[str, Any]] = {}
-    for message in messages:
-        test = message.get("test")
-        if type(test) is int and ("output" in message or "error" in message):
-            reports.setdefault(test, message)
+    for entry in messages:
+        test = entry.get("test")
+        if type(test) is int and ("output" in entry or "error" in entry):
+            reports.setdefault(test, entry)
     driver_error = next((m for m in messages if m.get("event") == "driver_error"), None)
     verdicts: list[str] = []
     for index, test in enumerate(problem.tests):

@@ -43,9 +43,10 @@ def read_parquet(path: Path) -> list[dict[str, Any]]:
     import pyarrow.parquet as pq
 
     try:
-        return pq.read_table(path).to_pylist()
+        rows: list[dict[str, Any]] = pq.read_table(path).to_pylist()
     except Exception as exc:  # pyarrow raises several types for corrupt files
         raise DataError(f"cannot read parquet file {path}: {exc}") from exc
+    return rows
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
