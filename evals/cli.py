@@ -394,15 +394,11 @@ def _cmd_parity(args: argparse.Namespace) -> int:
 # --- listings -----------------------------------------------------------------------------------
 
 
-def _variants(cls: Any) -> dict[str, str]:
-    return dict(getattr(cls, "variants", {}))
-
-
 def _task_summary() -> str:
     """One line per task with its variants, for the epilogs of run and score."""
     lines = ["tasks and their variants (`evals tasks` says what each variant means):"]
     for name in sorted(registry.TASKS):
-        variants = ", ".join(_variants(registry.task_class(name))) or "(none)"
+        variants = ", ".join(registry.task_class(name).variants) or "(none)"
         lines.append(f"  {name}: {variants}")
     return "\n".join(lines)
 
@@ -422,7 +418,7 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
     for name in sorted(registry.TASKS):
         cls = registry.task_class(name)
         print(f"{name}  v{cls.version}")
-        variants = _variants(cls)
+        variants = dict(cls.variants)
         width = max((len(v) for v in variants), default=0)
         print("  variants (--variant):" + ("" if variants else " none declared"))
         for variant, meaning in variants.items():

@@ -42,9 +42,7 @@ def predictions(tmp_path: Path) -> Path:
     path = tmp_path / "preds.jsonl"
     lines = []
     for number, row in enumerate(rows):
-        response = {0: f"The answer is ({row['answer']})", 1: "no idea."}.get(
-            number, "The answer is (A)"
-        )
+        response = {0: f"The answer is ({row['answer']})", 1: "no idea."}.get(number, "The answer is (A)")
         lines.append(json.dumps({"id": row["question_id"], "response": response, "repeat": 0}))
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -161,3 +159,20 @@ def test_parity_names_each_side_by_backend_and_model(
     assert data["token_level"] is False  # openai renders no prompt ids: answers only
     assert data["rows"][0]["answers_agree"]["total"] == 2
     assert (tmp_path / "cache.sqlite").is_file()
+
+
+def test_parity_takes_task_options(
+    capsys: pytest.CaptureFixture[str], stub: StubServer, tmp_path: Path
+) -> None:
+    """`--task-opt` reaches parity's tasks: a name no task takes is the same one line as on `run`."""
+    code, _, err = evals(
+        capsys, "parity",
+        "--a-backend", "openai", "--a-model", "stub-model", "--a-backend-opt", f"base_url={stub.base_url}",
+        "--b-backend", "openai", "--b-model", "stub-model", "--b-backend-opt", f"base_url={stub.base_url}",
+        "--tasks", "mmlu_pro", "--data", "builtin", "--limit", "1", "--task-opt", "bogus=1",
+        "--cache", str(tmp_path / "cache.sqlite"), "--no-progress",
+    )  # fmt: skip
+    assert code == 2
+    assert err.strip().splitlines() == [
+        "evals: error: no task of this run takes the option 'bogus' (tasks: mmlu_pro)"
+    ]
