@@ -94,6 +94,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         tiers = _tiers_of(item)
         for tier in tiers:
             item.add_marker(tier)  # so that `-m server` also selects tests tiered by their fixtures
+        missing = _missing_realdata(item)
+        if missing and os.environ.get(REQUIRE_REALDATA) != "1":  # else pytest_runtest_setup fails it
+            item.add_marker(pytest.mark.skip(reason=_realdata_reason(missing)))
         if tiers and not (run_all or config.getoption("markexpr") or item.nodeid.split("[")[0] in by_id):
             config.stash[_DESELECTED].update(tiers)
             config.stash[_DESELECTED]["tests"] += 1
@@ -105,14 +108,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = keep
 
 
+def _realdata_reason(missing: list[Path]) -> str:
+    shown = ", ".join(str(p) for p in missing)
+    return f"shared real data not found: {shown} (set EVALS_SHARED to the folder holding realdata/)"
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     missing = _missing_realdata(item)
-    if missing:
-        shown = ", ".join(str(p) for p in missing)
-        reason = f"shared real data not found: {shown} (set EVALS_SHARED to the folder holding realdata/)"
-        if os.environ.get(REQUIRE_REALDATA) == "1":
-            pytest.fail(f"{reason} ({REQUIRE_REALDATA}=1)")
-        pytest.skip(reason)
+    if missing and os.environ.get(REQUIRE_REALDATA) == "1":
+        pytest.fail(f"{_realdata_reason(missing)} ({REQUIRE_REALDATA}=1)")
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
