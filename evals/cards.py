@@ -120,7 +120,7 @@ def _parse(data: dict[str, Any], path: str, digest: str) -> Card:
         raise CardError(f"card {path}: has no [[rows]]")
     return Card(
         name=head["name"],
-        title=head.get("title", head["name"]),
+        title=str(head.get("title", head["name"])),
         model=head["model"],
         backend=head.get("backend", "hf"),
         rows=tuple(rows),

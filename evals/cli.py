@@ -110,14 +110,22 @@ def _add_run(sub: Any) -> None:
             "      --task-opt extractor=tiger-2024-05 --backend-opt parallel=4\n\n" + _task_summary()
         ),
     )
-    run.add_argument("--card", help="card name or .toml path (default: the offline smoke card)")
-    run.add_argument("--tasks", help="comma-separated tasks: the rows of --card to run, or without --card "
+    run.add_argument(
+        "--card", metavar="NAME", help="card name or .toml path (default: the offline smoke card)"
+    )
+    run.add_argument("--tasks", metavar="TASK,...", help="comma-separated tasks: the rows of --card to run, or without --card "
                                      "an ad-hoc run of these tasks (needs --model)")  # fmt: skip
-    run.add_argument("--variant", help="task variant, overriding the card's (`evals tasks` lists them)")
+    run.add_argument(
+        "--variant", metavar="NAME", help="task variant, overriding the card's (`evals tasks` lists them)"
+    )
     _add_model(run, "", "the model")
-    run.add_argument("--batch-size", help="backend batch size: a positive integer or 'auto'")
-    run.add_argument("--limit", type=_positive_int, help="first N samples of each task")
-    run.add_argument("--repeats", type=_positive_int, help="completions per sample (default: the card's)")
+    run.add_argument(
+        "--batch-size", metavar="N|auto", help="backend batch size: a positive integer or 'auto'"
+    )
+    run.add_argument("--limit", type=_positive_int, metavar="N", help="first N samples of each task")
+    run.add_argument(
+        "--repeats", type=_positive_int, metavar="K", help="completions per sample (default: the card's)"
+    )
     _add_data(run)
     _add_task_opt(run)
     run.add_argument(
@@ -125,10 +133,15 @@ def _add_run(sub: Any) -> None:
     )
     _add_cache(run)
     run.add_argument(
-        "--max-tokens", type=_positive_int, help="generation budget per completion (default: the card's)"
+        "--max-tokens",
+        type=_positive_int,
+        metavar="N",
+        help="generation budget per completion (default: the card's)",
     )
-    run.add_argument("--temperature", type=float, help="sampling temperature (default: the card's)")
-    run.add_argument("--seed", type=int, help="sampling seed (default: the card's)")
+    run.add_argument(
+        "--temperature", type=float, metavar="T", help="sampling temperature (default: the card's)"
+    )
+    run.add_argument("--seed", type=int, metavar="N", help="sampling seed (default: the card's)")
     run.add_argument("--thinking", action=argparse.BooleanOptionalAction, default=None,
                      help="turn the model's thinking mode on or off (default: the card's)")  # fmt: skip
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -153,7 +166,9 @@ def _add_score(sub: Any) -> None:
     )
     score.add_argument("predictions", type=Path, help="JSONL file of predictions (format below)")
     score.add_argument("--task", required=True, help="the task to score with (listed below)")
-    score.add_argument("--variant", help="task variant (listed below; default: the task's first)")
+    score.add_argument(
+        "--variant", metavar="NAME", help="task variant (listed below; default: the task's first)"
+    )
     _add_task_opt(score)
     score.add_argument("--data", action="append", default=[], metavar="[TASK=]PATH",
                        help="local data instead of the hub: a file, directory or glob, or 'builtin' for the "
@@ -189,21 +204,26 @@ def _add_parity(sub: Any) -> None:
     )
     for side in ("a", "b"):
         _add_model(parity, f"{side}-", f"side {side.upper()}'s model", required=True)
-    parity.add_argument("--card", default="smoke", help="card whose rows give the requests (default: smoke)")
-    parity.add_argument("--tasks", help="comma-separated tasks instead of a card")
-    parity.add_argument("--variant", help="task variant, overriding the card's")
+    parity.add_argument(
+        "--card", default="smoke", metavar="NAME", help="card whose rows give the requests (default: smoke)"
+    )
+    parity.add_argument("--tasks", metavar="TASK,...", help="comma-separated tasks instead of a card")
+    parity.add_argument("--variant", metavar="NAME", help="task variant, overriding the card's")
     _add_data(parity)
     _add_task_opt(parity)
-    parity.add_argument("--limit", type=_positive_int, default=8, help="samples per row (default: 8)")
-    parity.add_argument("--max-tokens", type=_positive_int, default=32,
+    parity.add_argument(
+        "--limit", type=_positive_int, default=8, metavar="N", help="samples per row (default: 8)"
+    )
+    parity.add_argument("--max-tokens", type=_positive_int, default=32, metavar="N",
                         help="greedy continuation length compared token by token (default: 32)")  # fmt: skip
-    parity.add_argument("--answer-max-tokens", type=_positive_int,
+    parity.add_argument("--answer-max-tokens", type=_positive_int, metavar="N",
                         help="generation budget of the answers compared (default: the card's)")  # fmt: skip
     _add_cache(parity)
     parity.add_argument("--json", type=Path, metavar="FILE", help="also write the comparison as JSON here")
     parity.add_argument(
         "--tie-margin",
         type=float,
+        metavar="GAP",
         default=5e-3,
         help="top-2 logit gap under which a greedy divergence counts as a near-tie (default: 0.005)",
     )
@@ -226,7 +246,7 @@ def _add_model(parser: argparse.ArgumentParser, prefix: str, what: str, required
     default = "" if required else " (default: the card's)"
     parser.add_argument(f"--{prefix}backend", required=required, choices=sorted(registry.BACKENDS),
                         help=f"backend that runs {what}{default}")  # fmt: skip
-    parser.add_argument(f"--{prefix}model", required=required,
+    parser.add_argument(f"--{prefix}model", required=required, metavar="MODEL",
                         help=f"{what}: hub id, local directory, .gguf file, or pkg:PACKAGE/FILE{default}")  # fmt: skip
     parser.add_argument(f"--{prefix}backend-opt", action="append", default=[], metavar="KEY=VALUE",
                         help=BACKEND_OPT_HELP)  # fmt: skip

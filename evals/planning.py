@@ -168,7 +168,7 @@ def backend_options(
     options = build_options(backend_cls.options_type, values, owner=f"backend '{backend_name}'")
     if not resolve:
         return backend_cls, options
-    resolved = {
+    resolved: dict[str, Any] = {
         name: resolve_model(value, backend_name)
         for name, value in vars(options).items()
         if isinstance(value, str) and value.startswith(("pkg:", "builtin:"))

@@ -13,7 +13,9 @@ import dataclasses
 import math
 import types
 from dataclasses import dataclass, field
-from typing import Any, Union, get_args, get_origin, get_type_hints
+from typing import Any, TypeVar, Union, cast, get_args, get_origin, get_type_hints
+
+T = TypeVar("T")
 
 FORMAT_VERSION = "2.0"
 FORMAT_MAJOR = 2
@@ -185,13 +187,14 @@ class Results:
         return [row for row in self.rows if isinstance(row, RowResult)]
 
     def to_json(self) -> dict[str, Any]:
-        return to_json(self)
+        return cast(dict[str, Any], to_json(self))
 
     @staticmethod
     def from_json(data: dict[str, Any], where: str = "results.json") -> Results:
         check_format(data.get("format_version"), where)
         rows: list[Row] = [
-            from_json(UnavailableRow if "unavailable" in row else RowResult, row) for row in data["rows"]
+            from_json(UnavailableRow, row) if "unavailable" in row else from_json(RowResult, row)
+            for row in data["rows"]
         ]
         return Results(from_json(ReportHeader, data["header"]), rows, data["format_version"])
 
@@ -258,7 +261,7 @@ class RunInfo:
     format_version: str = FORMAT_VERSION
 
     def to_json(self) -> dict[str, Any]:
-        return to_json(self)
+        return cast(dict[str, Any], to_json(self))
 
     @staticmethod
     def from_json(data: dict[str, Any], where: str = "run.json") -> RunInfo:
@@ -308,7 +311,7 @@ class SampleRecord:
     format_version: str = FORMAT_VERSION
 
     def to_json(self) -> dict[str, Any]:
-        return to_json(self)
+        return cast(dict[str, Any], to_json(self))
 
     @staticmethod
     def from_json(data: dict[str, Any], where: str = "samples.jsonl") -> SampleRecord:
@@ -332,13 +335,13 @@ def to_json(record: Any) -> Any:
     return record
 
 
-def from_json(cls: type[Any], data: Any) -> Any:
+def from_json(cls: type[T], data: Any) -> T:
     """Build dataclass `cls` from its JSON form; a missing required field is a RecordFormatError."""
     if not isinstance(data, dict):
         raise RecordFormatError(f"{cls.__name__}: expected an object, got {type(data).__name__}")
     hints = get_type_hints(cls)
     values = {}
-    for spec in dataclasses.fields(cls):
+    for spec in dataclasses.fields(cls):  # type: ignore[arg-type]
         if spec.name in data:
             values[spec.name] = _decode(hints[spec.name], data[spec.name])
         elif spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
@@ -361,10 +364,10 @@ def _decode(hint: Any, value: Any) -> Any:
         (item,) = get_args(hint)
         return [_decode(item, v) for v in value]
     if origin is tuple:
-        args = get_args(hint)
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_decode(args[0], v) for v in value)
-        return tuple(_decode(a, v) for a, v in zip(args, value, strict=True))
+        parts = get_args(hint)
+        if len(parts) == 2 and args[1] is Ellipsis:
+            return tuple(_decode(parts[0], v) for v in value)
+        return tuple(_decode(a, v) for a, v in zip(parts, value, strict=True))
     if origin is dict:
         _, item = get_args(hint)
         return {k: _decode(item, v) for k, v in value.items()}

@@ -394,7 +394,7 @@ class TokenProgress(Protocol):
 def build_options(options_type: type[OptionsT], given: Mapping[str, Any], *, owner: str) -> OptionsT:
     """`options_type` with the fields in `given`; an unknown name or a value of the wrong type is
     a one-line ValueError naming the option and what it takes."""
-    declared = {f.name: f for f in fields(options_type)}  # type: ignore[arg-type]
+    declared = {f.name: f for f in fields(options_type)}
     hints = get_type_hints(options_type)
     for name, value in given.items():
         if name not in declared:
