@@ -4,9 +4,9 @@ repeats (avg@k, aggregated by evals/stats.py).
 Variants: the year. `2026` (default) is the model-card row; `2025` and `2024` are extra years with
 published reference numbers.
 
-Protocol (MathArena, PROTOCOLS.md §2)
-- One user message, no system prompt (§7.4: a system prompt moves AIME scores): the competition
-  instruction, a blank line, the problem (`PROMPT`).
+Protocol (MathArena, docs/protocols/aime.md)
+- One user message, no system prompt (a system prompt moves AIME scores: docs/protocols/aime.md
+  § Pitfalls): the competition instruction, a blank line, the problem (`PROMPT`).
 - The answer is read from the final answer only (`Completion.text`); boxed answers in the thought
   block are ignored. The last balanced `\\boxed{...}` / `\\fbox{...}` wins (inner boxes stripped,
   empty boxes skipped) and is normalised to an integer (plain digits, else math-verify's LaTeX
@@ -19,10 +19,12 @@ Protocol (MathArena, PROTOCOLS.md §2)
   the follow-up carries the first final answer, never the thoughts (MathArena `runner.py`).
 
 Sources
-- Data: HF `MathArena/aime_2026` (PROTOCOLS.md §2.1, split `train`, 30 rows `problem_idx`,
-  `problem`, `answer`); `MathArena/aime_2025` (dataset_path of MathArena's `aime_2025.yaml`, seen in
-  a third-party copy); `MathArena/aime_2024` (seen only in third-party code: unverified). No hub
-  revision is pinned (none was found; `HUB_REVISIONS` are None, i.e. the default branch).
+- Data: HF `MathArena/aime_2026` and `MathArena/aime_2025` (split `train`, 30 rows `problem_idx`
+  1-30, `problem`, `answer`); 2024 has no combined set: `MathArena/aime_2024_I` and
+  `MathArena/aime_2024_II` (15 rows each, `problem_idx` 1-15, per their dataset cards) are loaded
+  together, AIME II's problems numbered 16-30 as in the combined sets. No hub revision is pinned
+  (no public commit could be confirmed): each loads the default branch, and `describe()` says
+  "main (unpinned)"; the data fingerprint records what was read.
 - Local copies (`--data`): a parquet/jsonl/json file or folder with `problem_idx`/`id`,
   `problem`/`prompt` and `answer` (QwQ's `{prompt, answer}` rows work; their trailing
   "Please reason step by step..." instruction is removed), or MathArena's folder layout
@@ -30,7 +32,8 @@ Sources
   eth-sri/matharena `data/aime/` before it moved to the hub), either the folder holding both or one
   competition folder.
 - Prompt, extraction and last-chance turn: eth-sri/matharena @ e927660 `configs/competitions/aime/
-  aime_2026.yaml`, `src/matharena/parser.py`, `src/matharena/runner.py` (PROTOCOLS.md §2.2-2.4).
+  aime_2026.yaml`, `src/matharena/parser.py`, `src/matharena/runner.py` (docs/protocols/aime.md
+  § Prompt, § Answer extraction, § Scoring).
 """
 
 from __future__ import annotations
@@ -83,12 +86,19 @@ QWQ_SUFFIX = "\nPlease reason step by step, and put your final answer within \\b
 # --- data -------------------------------------------------------------------------------------
 
 VARIANTS = ("2026", "2025", "2024")
+VARIANT_MEANINGS = {
+    "2026": "year: AIME 2026 I + II (30 problems), the model-card row",
+    "2025": "year: AIME 2025 I + II (30 problems)",
+    "2024": "year: AIME 2024 I + II (30 problems)",
+}
+# The hub datasets of each year, in order; a year split in two is numbered on (II's 1 becomes 16).
 HUB_DATASETS = {
-    "2026": "MathArena/aime_2026",
-    "2025": "MathArena/aime_2025",
-    "2024": "MathArena/aime_2024",  # unverified: MathArena's configs name only aime_2024_I / _II
+    "2026": ("MathArena/aime_2026",),
+    "2025": ("MathArena/aime_2025",),
+    "2024": ("MathArena/aime_2024_I", "MathArena/aime_2024_II"),
 }
 HUB_REVISIONS: dict[str, str | None] = {"2026": None, "2025": None, "2024": None}  # not pinned
+UNPINNED = "main (unpinned)"
 SPLIT = "train"
 N_PROBLEMS = 30
 PROBLEMS_PER_COMPETITION = 15
@@ -253,8 +263,9 @@ class AIME:
 
     name = "aime"
     version = VERSION
-    VARIANTS = VARIANTS
-    PUBLIC_TEXT = True  # problems and answers are public competition text
+    variants = VARIANT_MEANINGS
+    public_text = True  # problems and answers are public competition text
+    headline = "mean"
     default_sampling = DEFAULT_SAMPLING
 
     def __init__(
@@ -271,20 +282,19 @@ class AIME:
 
     # --- data -----------------------------------------------------------------------------------
 
-    def load(self, data: str | None = None) -> list[Sample]:
-        """The year's problems from the hub, local files or MathArena folders (`data`), or "builtin"."""
+    def load(self, data: str | None = None, *, limit: int | None = None) -> list[Sample]:
+        """The year's problems (the first `limit` of them) from the hub, local files or MathArena
+        folders (`data`), or "builtin"."""
         rows = self._read(data)
         check_unique_ids((row["id"] for row in rows), "AIME problems")
+        rows = rows if limit is None else rows[:limit]
         self.source = "hub" if data is None else data
         self.data_fingerprint = rows_fingerprint(rows, FINGERPRINT_FIELDS)
         return [_sample(row) for row in rows]
 
     def _read(self, data: str | None) -> list[dict[str, Any]]:
         if data is None:
-            dataset = HUB_DATASETS[self.year]
-            rows = _clean_rows(hub_rows(dataset, SPLIT, HUB_REVISIONS[self.year] or "main"))
-            _check_count(rows, N_PROBLEMS, dataset)
-            return rows
+            return _hub_year(self.year)
         if data == "builtin":
             return _clean_rows(load_rows(str(builtin_path(self.name)), SPLIT, main_split=SPLIT))
         folders = matharena_folders(Path(data), self.year)
@@ -321,8 +331,12 @@ class AIME:
 
     # --- scoring --------------------------------------------------------------------------------
 
-    def score(
-        self, sample: Sample, completion: Completion, repeat: int, followup: Completion | None = None
+    def score(self, sample: Sample, completion: Completion, repeat: int) -> Score:
+        """Score the final answer."""
+        return self._judge(sample, completion, repeat, ())
+
+    def score_with_followup(
+        self, sample: Sample, completion: Completion, repeat: int, followup: Completion | None
     ) -> Score:
         """Score the final answer; a follow-up turn's answer replaces one that had no box."""
         if followup is not None and needs_last_chance(completion):
@@ -353,7 +367,11 @@ class AIME:
         )
 
     def describe(self) -> dict[str, Any]:
-        hub = {"dataset": HUB_DATASETS[self.year], "revision": HUB_REVISIONS[self.year]}
+        datasets = HUB_DATASETS[self.year]
+        hub = {
+            "dataset": datasets[0] if len(datasets) == 1 else list(datasets),
+            "revision": HUB_REVISIONS[self.year] or UNPINNED,
+        }
         data = data_description(self.source, hub)
         return {
             "task": self.name,
@@ -465,6 +483,28 @@ def _sample(row: dict[str, Any]) -> Sample:
 
 def _clean_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [_clean_row(row, number) for number, row in enumerate(rows, 1)]
+
+
+def _hub_year(year: str) -> list[dict[str, Any]]:
+    """The year's 30 problems from the hub; a year published as two datasets (AIME I and II, 15
+    problems each, `problem_idx` 1-15) gets ids 1-30 in competition order, as the combined sets."""
+    datasets = HUB_DATASETS[year]
+    revision = HUB_REVISIONS[year] or "main"
+    if len(datasets) == 1:
+        rows = _clean_rows(hub_rows(datasets[0], SPLIT, revision))
+        _check_count(rows, N_PROBLEMS, datasets[0])
+        return rows
+    combined = []
+    for offset, dataset in enumerate(datasets):
+        rows = _clean_rows(hub_rows(dataset, SPLIT, revision))
+        _check_count(rows, PROBLEMS_PER_COMPETITION, dataset)
+        numbers = sorted(_as_integer(row["id"], f"problem_idx in {dataset}") for row in rows)
+        if numbers != list(range(1, PROBLEMS_PER_COMPETITION + 1)):
+            raise DataError(f"{dataset} has problem_idx {numbers}; expected 1-{PROBLEMS_PER_COMPETITION}")
+        for row in sorted(rows, key=lambda r: int(r["id"])):
+            number = int(row["id"]) + offset * PROBLEMS_PER_COMPETITION
+            combined.append({**row, "id": str(number)})
+    return combined
 
 
 def _check_count(rows: list[dict[str, Any]], expected: int, where: str | Path) -> None:

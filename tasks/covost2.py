@@ -3,16 +3,19 @@ language pair, macro-averaged over pairs (the card's "CoVoST" row, docs/protocol
 
 Variants (language pairs are the hub configs `{source}_{target}`)
 - `x-en-no-zh` (default): X→English for the 20 source languages other than zh-CN. Our reading of
-  the card's "excluding Chinese" (docs/protocols/covost2.md § Google's settings: inferred, not confirmed).
+  the card's "excluding Chinese" (inferred, not confirmed: docs/protocols/covost2.md § Google's
+  settings).
 - `x-en`: X→English, all 21 source languages (the Gemini "CoVoST 2 (21 languages)" set).
 - `en-x-no-zh` / `en-x`: English→X, 14 targets without zh-CN / all 15.
 Options: `languages="fr,de"` restricts a variant to some of its languages (codes or pair names);
-`per_language=N` keeps the first N test utterances of each pair (for cost).
+`per_language=N` keeps the first N test utterances of each pair (for cost). `load(limit=N)` keeps
+the first N samples in pair order and reads no more than that from the hub.
 
 Protocol
-- One user message: the model card's speech-translation prompt (`AST_PROMPT`, docs/protocols/covost2.md § Prompt,
-  with English language names) and then the audio part (12B card: audio after the text). Greedy,
-  512 new tokens, thinking off (Google's settings are not published).
+- One user message: the model card's speech-translation prompt (`AST_PROMPT`,
+  docs/protocols/covost2.md § Prompt, with English language names) and then the audio part
+  (12B card: audio after the text). Greedy, 512 new tokens, thinking off (Google's settings are
+  not published).
 - Hypothesis: in the final answer (`Completion.text`), the first non-empty line after the last
   "{Target language}:" label (case-insensitive, markdown emphasis and a full-width colon allowed).
   Without a label: the last non-empty line, flagged `no_label_fallback`. The transcription is the
@@ -36,18 +39,21 @@ Protocol
   1,000 rows) and counted as `n_empty_reference`.
 
 Sources
-- Data: HF `fixie-ai/covost2` (parquet with embedded 16 kHz audio; configs as folders
-  `{pair}/test-*.parquet`; fields `client_id, file, audio, sentence, translation, id`). Only the test
-  files of each selected pair are loaded. `HUB_REVISION` was seen in a third-party download script
-  and is NOT verified against the hub. Audio is kept encoded (`AudioPart(data=...)`); decoded
-  arrays are re-encoded once as 32-bit float WAV.
+- Data: HF `fixie-ai/covost2` (parquet embedding Common Voice's original MP3 clips, `audio` =
+  {bytes, path}; configs as folders `{pair}/test-*.parquet`; fields `client_id, file, audio,
+  sentence, translation, id`). Only the test files of each selected pair are read; a capped read
+  (`per_language`, or a `limit`) streams just the first rows of the pairs it needs. `HUB_REVISION`
+  was seen in a third-party download script and is NOT verified against the hub. Audio is kept
+  encoded as given (`AudioPart(data=...)`, MP3 from the hub; backends decode it, e.g. soundfile
+  with libsndfile >= 1.1); decoded arrays are re-encoded once as 32-bit float WAV.
 - Local copies (`--data`): a directory with one entry per pair whose name contains the pair
   (`fr_en/test-00000-of-00002.parquet`, `fr_en.jsonl`, `en_zh-CN_test.parquet`...), or one
   .jsonl/.parquet/.json file with a `pair` column (the builtin smoke data). In .jsonl/.json rows,
   `audio` is a path relative to the folder of the pair's entry (its folder, or the file's folder),
   or an object with `bytes`, `path` or `array` + `sampling_rate`.
-- Prompt: Gemma model card, "Audio" best practices (docs/protocols/covost2.md § Prompt). Metrics: sacrebleu, jiwer;
-  conventions in docs/protocols/covost2.md § Scoring. CoVoST 2: arXiv 2007.10310.
+- Prompt: Gemma model card, "Audio" best practices (docs/protocols/covost2.md § Prompt).
+  Metrics: sacrebleu, jiwer; conventions in docs/protocols/covost2.md § Scoring. CoVoST 2: arXiv
+  2007.10310.
 """
 
 from __future__ import annotations
@@ -80,6 +86,7 @@ from tasks.data import (
     data_description,
     load_rows,
     read_file,
+    require_hub,
     rows_fingerprint,
 )
 
@@ -163,6 +170,13 @@ VARIANT_PAIRS = {
     "en-x": EN_X_PAIRS,
 }
 VARIANTS = tuple(VARIANT_PAIRS)
+VARIANT_MEANINGS = {
+    "x-en-no-zh": "direction: X→English, the 20 source languages other than Chinese (our reading of the "
+    "card's 'excluding Chinese')",
+    "x-en": "direction: X→English, all 21 source languages",
+    "en-x-no-zh": "direction: English→X, the 14 target languages other than Chinese",
+    "en-x": "direction: English→X, all 15 target languages",
+}
 DEFAULT_SAMPLING = Sampling(temperature=0.0, max_tokens=512, thinking=False)
 
 # --- data ---------------------------------------------------------------------------------------
@@ -230,9 +244,9 @@ class CoVoST2:
 
     name = "covost2"
     version = VERSION
-    VARIANTS = VARIANTS
-    PUBLIC_TEXT = True  # Common Voice sentences and CoVoST translations are public (CC0)
-    HEADLINE = "corpus"  # the row's number is the macro corpus BLEU of `corpus_metrics`, not a mean
+    variants = VARIANT_MEANINGS
+    public_text = True  # Common Voice sentences and CoVoST translations are public (CC0)
+    headline = "corpus"  # the row's number is the macro corpus BLEU of `corpus_metrics`, not a mean
 
     def __init__(
         self,
@@ -254,31 +268,46 @@ class CoVoST2:
 
     # --- data -----------------------------------------------------------------------------------
 
-    def load(self, data: str | None = None) -> list[Sample]:
-        """Test samples of the selected pairs: pinned hub revision, local files (`data`) or "builtin"."""
-        groups = self._read(data)
+    def load(self, data: str | None = None, *, limit: int | None = None) -> list[Sample]:
+        """Test samples of the selected pairs, in pair order (the first `limit` of them): pinned
+        hub revision, local files (`data`) or "builtin"."""
+        groups = self._hub_groups(limit) if data is None else self._read(data)
         samples: list[Sample] = []
         records: list[dict[str, Any]] = []
         for pair in self.pairs:
-            if pair not in groups:
+            if pair not in groups or (limit is not None and len(samples) >= limit):
                 continue
             rows, base = groups[pair]
             rows = rows[: self.per_language] if self.per_language else rows
-            if data is None and self.per_language is None:
+            if data is None and self.per_language is None and limit is None:
                 _check_size(pair, len(rows))
+            if limit is not None:
+                rows = rows[: limit - len(samples)]
             for index, row in enumerate(rows):
                 sample = _sample(pair, row, index, base)
                 samples.append(sample)
                 records.append(_fingerprint_record(sample))
         check_unique_ids((s.id for s in samples), "covost2 rows")
         self.source = "hub" if data is None else data
-        self.loaded_pairs = tuple(p for p in self.pairs if p in groups)
+        self.loaded_pairs = tuple(dict.fromkeys(s.category for s in samples if s.category))
         self.data_fingerprint = rows_fingerprint(records, FINGERPRINT_FIELDS)
         return samples
 
-    def _read(self, data: str | None) -> dict[str, tuple[list[dict[str, Any]], Path | None]]:
-        if data is None:
-            return {pair: (_hub_pair_rows(pair, self.per_language), None) for pair in self.pairs}
+    def _hub_groups(self, limit: int | None) -> dict[str, tuple[list[dict[str, Any]], Path | None]]:
+        """Hub rows of each pair a run needs: with a `limit`, the pairs are read in order, each up
+        to what is still missing, and the rest are not read at all."""
+        groups: dict[str, tuple[list[dict[str, Any]], Path | None]] = {}
+        left = limit
+        for pair in self.pairs:
+            if left is not None and left <= 0:
+                break
+            caps = [cap for cap in (self.per_language, left) if cap is not None]
+            rows = _hub_pair_rows(pair, min(caps) if caps else None)
+            groups[pair] = (rows, None)
+            left = None if left is None else left - len(rows)
+        return groups
+
+    def _read(self, data: str) -> dict[str, tuple[list[dict[str, Any]], Path | None]]:
         if data == "builtin":
             groups = _rows_by_pair_column(builtin_path(self.name))
             groups = {pair: value for pair, value in groups.items() if pair in self.pairs}
@@ -418,17 +447,24 @@ def _positive_or_none(value: Any) -> int | None:
 
 
 def _hub_pair_rows(pair: str, limit: int | None) -> list[dict[str, Any]]:
-    """Test rows of one pair from the pinned hub revision, only its test files, audio not decoded."""
+    """Test rows of one pair from the pinned hub revision, only its test files, audio not decoded:
+    all of them (downloaded and cached), or the first `limit` (streamed: only the file parts that
+    hold them are fetched)."""
+    files = {TEST_SPLIT: HUB_TEST_FILES.format(pair=pair)}
     try:
+        require_hub()
         import datasets
 
-        files = {TEST_SPLIT: HUB_TEST_FILES.format(pair=pair)}
-        loaded = datasets.load_dataset(HUB_DATASET, data_files=files, split=TEST_SPLIT, revision=HUB_REVISION)
         if limit is not None:
-            loaded = loaded.select(range(min(limit, len(loaded))))
+            stream = datasets.load_dataset(
+                HUB_DATASET, data_files=files, split=TEST_SPLIT, revision=HUB_REVISION, streaming=True
+            )
+            return [dict(row) for row in stream.decode(False).take(limit)]
+        loaded = datasets.load_dataset(HUB_DATASET, data_files=files, split=TEST_SPLIT, revision=HUB_REVISION)
         if "audio" in loaded.features:
             loaded = loaded.cast_column("audio", datasets.Audio(decode=False))
-        return loaded.to_list()
+        rows: list[dict[str, Any]] = loaded.to_list()
+        return rows
     except Exception as exc:  # offline, missing revision or files...: one actionable message
         reason = " ".join(str(exc).split())[:300]
         raise DataError(

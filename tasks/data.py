@@ -16,10 +16,16 @@ mention the requested split are used. If none does, all candidate files form the
 
 from __future__ import annotations
 
+import functools
 import glob
 import hashlib
 import json
+import os
 import re
+import socket
+import threading
+import urllib.parse
+import urllib.request
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -112,6 +118,7 @@ def _files_for_split(files: Sequence[Path], split: str, main_split: str) -> list
 def hub_rows(dataset: str, split: str, revision: str, config: str | None = None) -> list[dict[str, Any]]:
     """Rows of a hub dataset split at a pinned revision (needs network or a warm HF cache)."""
     try:
+        require_hub()
         import datasets
 
         loaded = datasets.load_dataset(dataset, config, split=split, revision=revision)
@@ -124,6 +131,61 @@ def hub_rows(dataset: str, split: str, revision: str, config: str | None = None)
         ) from exc
     rows: list[dict[str, Any]] = loaded.to_list()
     return rows
+
+
+HUB_PROBE_TIMEOUT_S = 3.0
+
+
+class HubUnreachable(ConnectionError):
+    """The hub's address did not answer; raised before any download is tried."""
+
+
+def require_hub() -> None:
+    """Raise HubUnreachable at once when the hub (or the HTTPS proxy in front of it) does not accept
+    a connection within `HUB_PROBE_TIMEOUT_S`, instead of letting the hub client retry for half a
+    minute. Nothing is probed in offline mode (HF_HUB_OFFLINE=1): the client then reads its cache
+    or fails at once by itself. One probe per address per process."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE"):
+        return
+    host, port = _hub_address(constants.ENDPOINT)
+    reason = _unreachable(host, port)
+    if reason is not None:
+        raise HubUnreachable(
+            f"{host}:{port} cannot be reached ({reason}); with a copy in the HF cache set HF_HUB_OFFLINE=1"
+        )
+
+
+def _hub_address(endpoint: str) -> tuple[str, int]:
+    """Host and port a connection to `endpoint` goes to first: the endpoint, or its proxy."""
+    url = urllib.parse.urlsplit(endpoint)
+    host = url.hostname or ""
+    proxy = urllib.request.getproxies().get(url.scheme)
+    if proxy and not urllib.request.proxy_bypass(host):
+        url = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        host = url.hostname or ""
+    default = 443 if url.scheme == "https" else 80
+    return host, url.port or default
+
+
+@functools.cache
+def _unreachable(host: str, port: int) -> str | None:
+    """Why (host, port) takes no connection within the probe timeout, or None when it does. The
+    connection (name lookup included) runs in a thread, as a lookup cannot be given a timeout."""
+    outcome: list[str | None] = []
+
+    def connect() -> None:
+        try:
+            socket.create_connection((host, port), timeout=HUB_PROBE_TIMEOUT_S).close()
+            outcome.append(None)
+        except OSError as exc:
+            outcome.append(" ".join(str(exc).split()) or type(exc).__name__)
+
+    probe = threading.Thread(target=connect, name="hub-probe", daemon=True)
+    probe.start()
+    probe.join(HUB_PROBE_TIMEOUT_S + 0.5)
+    return outcome[0] if outcome else f"no answer within {HUB_PROBE_TIMEOUT_S:g} s"
 
 
 # --- fingerprints ---------------------------------------------------------------------------

@@ -2,14 +2,15 @@
 
 Variants
 - `card` (default): the simple-evals 0-shot chain-of-thought prompt, thinking on, sampling
-  1.0/0.95/64 (PROTOCOLS.md §4.4). Google did not publish its protocol (§4.3).
+  1.0/0.95/64 (docs/protocols/gpqa_diamond.md § Prompt). Google did not publish its protocol
+  (§ Google's settings there).
 
 Choice order
 - The data always stores the correct answer first, so the four choices are shuffled. The order
   for (sample, repeat) is one of the 24 permutations, picked by sha256 of
   `"{shuffle_seed}:{sample id}:{repeat}"`: independent of global RNG state, run order, task order
-  and row order (the leakage bugs of PROTOCOLS.md §7.3). Each repeat has its own order, hence its
-  own prompt and its own gold letter (`permutation()`, `Score.details`).
+  and row order (the leakage bugs of docs/protocols/gpqa_diamond.md § Pitfalls). Each repeat has
+  its own order, hence its own prompt and its own gold letter (`permutation()`, `Score.details`).
 - Answers are compared by their original index, a string "0".."3" in `inputs["choices"]` order,
   where "0" is the correct answer: `Sample.target` is "0" and `Score.extracted` is the index of
   the chosen answer, so majority voting compares answers across repeats with different orders.
@@ -30,9 +31,9 @@ Sources
   archive seen in public code (revision 56686c06f5e19865c153de0fdb11be3890014df7, sha256
   461ae7329f15a3e35f8184d2dac24b990f34fdf12f366ca4062d8e6638cd08dc) is unverified here;
   `describe()` records the sha256 of the archive actually read.
-- Prompt and repeats: openai/simple-evals `gpqa_eval.py` (PROTOCOLS.md §4.2).
+- Prompt and repeats: openai/simple-evals `gpqa_eval.py` (docs/protocols/gpqa_diamond.md § Prompt).
 
-The authors ask that questions never appear in plain text online: `PUBLIC_TEXT = False` tells
+The authors ask that questions never appear in plain text online: `public_text = False` tells
 reports not to show question or answer text by default.
 """
 
@@ -68,9 +69,10 @@ VERSION = "1"  # bump whenever the prompt, the shuffling, the extraction or the 
 HUB_DATASET = "Idavidrein/gpqa"
 HUB_CONFIG = "gpqa_diamond"
 HUB_SPLIT = "train"
-# Not pinned to a commit: none could be verified without hub access. `data_fingerprint` identifies
-# the rows actually read.
+# Not pinned to a commit: no public commit of the dataset could be confirmed. `describe()` says
+# "main (unpinned)"; `data_fingerprint` identifies the rows actually read.
 HUB_REVISION = "main"
+UNPINNED = "main (unpinned)"
 HUB_ROWS = 198
 ZIP_MEMBER = "dataset/gpqa_diamond.csv"
 ZIP_PASSWORD = "deserted-untie-orchid"  # published in the authors' README (anti-crawl canary)
@@ -104,6 +106,10 @@ PROMPT = (
 )
 
 VARIANTS = ("card",)
+VARIANT_MEANINGS = {
+    "card": "protocol: the model card's row: 198 Diamond questions, simple-evals 0-shot CoT prompt, "
+    "choices shuffled per repeat, thinking on, 32K tokens",
+}
 DEFAULT_SAMPLING = {
     "card": Sampling(temperature=1.0, top_p=0.95, top_k=64, max_tokens=32768, thinking=True),
 }
@@ -148,8 +154,9 @@ class GPQADiamond:
 
     name = "gpqa_diamond"
     version = VERSION
-    VARIANTS = VARIANTS
-    PUBLIC_TEXT = False  # the authors ask that questions never appear in plain text online
+    variants = VARIANT_MEANINGS
+    public_text = False  # the authors ask that questions never appear in plain text online
+    headline = "mean"
 
     def __init__(self, variant: str | None = None, *, shuffle_seed: int = 0) -> None:
         self.variant = variant or VARIANTS[0]
@@ -165,13 +172,15 @@ class GPQADiamond:
 
     # --- data -----------------------------------------------------------------------------------
 
-    def load(self, data: str | None = None) -> list[Sample]:
-        """The 198 hub rows, a local copy (`data`: dataset.zip, CSV, parquet/jsonl/json) or "builtin"."""
+    def load(self, data: str | None = None, *, limit: int | None = None) -> list[Sample]:
+        """The 198 hub rows, a local copy (`data`: dataset.zip, CSV, parquet/jsonl/json) or "builtin";
+        the first `limit` of them when given."""
         self.archive_sha256 = None
         rows = [_clean_row(row) for row in self._read(data)]
         if data is None and len(rows) != HUB_ROWS:
             raise DataError(f"{HUB_DATASET}/{HUB_CONFIG} has {len(rows)} rows; expected {HUB_ROWS}")
         check_unique_ids((r["id"] for r in rows), "GPQA rows")
+        rows = rows if limit is None else rows[:limit]
         self.source = "hub" if data is None else data
         self.data_fingerprint = rows_fingerprint(rows, FINGERPRINT_FIELDS)
         return [_sample(row) for row in rows]
@@ -252,7 +261,7 @@ class GPQADiamond:
             "dataset": HUB_DATASET,
             "config": HUB_CONFIG,
             "split": HUB_SPLIT,
-            "revision": HUB_REVISION,
+            "revision": UNPINNED,
         }
         data = data_description(self.source, hub)
         if "source" in data and self.archive_sha256:

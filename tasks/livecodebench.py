@@ -2,9 +2,11 @@
 solved by a Python program that must pass every hidden test. pass@1 = the mean over problems of
 passed/samples (the orchestrator's avg@k); unbiased pass@k from the same scores (evals/stats.py).
 
-Variants: version tags of HF `livecodebench/code_generation_lite` (PROTOCOLS.md §3.1)
+Variants: version tags of HF `livecodebench/code_generation_lite`
+(docs/protocols/livecodebench.md § Data), every form listed with its meaning in `VARIANT_MEANINGS`
 - `v6` (default): the 175 problems added in release v6 (`test6.jsonl`, contest dates 2025-01 to
-  2025-04), the model-card row: all of the card's LCB numbers are multiples of 1/175 (§0.5).
+  2025-04), the model-card row: all of the card's LCB numbers are multiples of 1/175
+  (docs/protocols/README.md § Sample-count arithmetic).
 - `release_v6`: all 1055 problems of release v6.
 - Any other tag of the hub's loader: `vN` (the shard added in release N), `vA_vB` (shards A to B),
   `release_vN` (shards 1 to N), `release_latest` (= `release_v6`); N from 1 to 6.
@@ -12,7 +14,7 @@ Variants: version tags of HF `livecodebench/code_generation_lite` (PROTOCOLS.md 
   `--end_date`) narrow any variant to a contest window, e.g. the Feb-Apr 2025 window of
   Qwen-style "v6" reports: `release_v6` with 2025-02-01 .. 2025-05-01 (131 problems).
 
-Protocol (PROTOCOLS.md §3.2-3.4, §3.6)
+Protocol (docs/protocols/livecodebench.md § Prompt, § Answer extraction, § Scoring)
 - Prompt: the official chat prompt for chat models (`LMStyle.OpenAIChat`): `SYSTEM_PROMPT` as the
   system turn, `USER_PROMPT` with the "### Format:" line for starter code (LeetCode) or for stdin
   programs. Thinking on, sampling 1.0/0.95/64 (the model card's), 32K tokens.
@@ -27,10 +29,11 @@ Protocol (PROTOCOLS.md §3.2-3.4, §3.6)
 
 Sources
 - Data: HF `livecodebench/code_generation_lite` (split `test`), JSONL files per shard read with
-  `huggingface_hub` because `datasets>=4` refuses the repo's loading script (§3.1, §7.5). The
-  revision pinned in `HUB_REVISION` is the one pinned by several third-party harnesses (e.g.
-  with the files' sha256 recorded); we could not check it against the hub. The per-shard row
-  counts (400/111/101/101/167/175, from the LCB README's release sizes) are checked on hub loads.
+  `huggingface_hub` because `datasets>=4` refuses the repo's loading script
+  (docs/protocols/livecodebench.md § Data, § Pitfalls). The revision pinned in `HUB_REVISION` is
+  the one pinned by several third-party harnesses (e.g. with the files' sha256 recorded); we could
+  not check it against the hub. The per-shard row counts (400/111/101/101/167/175, from the LCB
+  README's release sizes) are checked on hub loads.
 - Local copies (`--data`): a folder with the hub's `test*.jsonl` files (the variant's are read;
   an HF cache snapshot folder works), a single .jsonl/.json/.parquet file, or "builtin".
 - Private tests: JSON, or base64 + zlib + pickle as on the hub; the pickle is read by an unpickler
@@ -66,6 +69,7 @@ from tasks.data import (
     load_rows,
     plain,
     read_file,
+    require_hub,
     rows_fingerprint,
 )
 from tasks.lcb_grading import DEFAULT_TIMEOUT, MEMORY_BYTES, Case, Grade, Problem, failed_grade, grade
@@ -107,8 +111,18 @@ SPLIT = "test"
 LATEST_RELEASE = 6
 SHARD_FILES = {n: "test.jsonl" if n == 1 else f"test{n}.jsonl" for n in range(1, LATEST_RELEASE + 1)}
 SHARD_ROWS = {1: 400, 2: 111, 3: 101, 4: 101, 5: 167, 6: 175}
-VARIANTS = ("v6", "release_v6")  # the documented ones; every tag of `shards_for` is accepted
+DEFAULT_VARIANT = "v6"
 TAG_FORMS = "vN, vA_vB (A < B), release_vN, release_latest, with N, A, B from 1 to 6"
+# Every form `shards_for` accepts (N, A, B: release numbers 1 to LATEST_RELEASE).
+VARIANT_MEANINGS = {
+    "v6": "dataset version: the 175 problems added in release v6 (contests 2025-01 to 2025-04), "
+    "the model-card row",
+    "release_v6": "dataset version: all 1,055 problems of release v6 (the problems of releases 1-6)",
+    "release_latest": "dataset version: the same as release_v6",
+    "vN": "dataset version: the problems added in release N (N = 1-6)",
+    "vA_vB": "dataset version: the problems added in releases A to B (1 <= A < B <= 6)",
+    "release_vN": "dataset version: all problems of release N (those added in releases 1 to N)",
+}
 DATE_FORMAT = "%Y-%m-%d"
 MAX_PRIVATE_BYTES = 2 * 1024**3  # decompressed private tests of one problem
 
@@ -207,8 +221,9 @@ class LiveCodeBench:
 
     name = "livecodebench"
     version = VERSION
-    VARIANTS = VARIANTS
-    PUBLIC_TEXT = True  # problems are public contest statements; tests are public on the hub
+    variants = VARIANT_MEANINGS
+    public_text = True  # problems are public contest statements; tests are public on the hub
+    headline = "mean"  # pass@1: the mean over problems of passed / samples
     default_sampling = DEFAULT_SAMPLING
 
     def __init__(
@@ -220,7 +235,7 @@ class LiveCodeBench:
         end_date: str | None = None,
         workers: int | None = None,
     ) -> None:
-        self.variant = variant or VARIANTS[0]
+        self.variant = variant or DEFAULT_VARIANT
         self.shards = shards_for(self.variant)
         if not timeout > 0:
             raise ValueError(f"livecodebench timeout must be positive seconds, got {timeout}")
@@ -237,12 +252,13 @@ class LiveCodeBench:
 
     # --- data -----------------------------------------------------------------------------------
 
-    def load(self, data: str | None = None) -> list[Sample]:
-        """The variant's problems (hub, local files or "builtin"), within the date window."""
+    def load(self, data: str | None = None, *, limit: int | None = None) -> list[Sample]:
+        """The variant's problems (hub, local files or "builtin") within the date window; the
+        first `limit` of them when given."""
         self.files = {}
         rows = [_clean_row(row) for row in self._read(data)]
         check_unique_ids((r["question_id"] for r in rows), "livecodebench rows")
-        rows = self.select(rows)
+        rows = self.select(rows)[:limit]
         self.source = "hub" if data is None else data
         self.data_fingerprint = rows_fingerprint(rows, FINGERPRINT_FIELDS)
         return [_sample(row) for row in rows]
@@ -459,6 +475,7 @@ _REQUIRED = ("question_id", "question_content", "contest_date", "public_test_cas
 
 def _download(filename: str) -> Path:
     try:
+        require_hub()
         from huggingface_hub import hf_hub_download
 
         return Path(hf_hub_download(HUB_DATASET, filename, repo_type="dataset", revision=HUB_REVISION))

@@ -2,9 +2,9 @@
 
 Variants
 - `card` (default): 0-shot chat prompt, thinking on, sampling 1.0/0.95/64. Our best guess at the
-  Gemma 4 model-card protocol, which Google did not publish (PROTOCOLS.md §1.4-1.5).
+  Gemma 4 model-card protocol, which Google did not publish (docs/protocols/mmlu_pro.md § Google's settings).
 - `tiger-5shot`: the official TIGER-Lab 5-shot chain-of-thought completion prompt, greedy, stop
-  "Question:" (PROTOCOLS.md §1.2), to cross-check against published numbers.
+  "Question:" (docs/protocols/mmlu_pro.md § Prompt), to cross-check against published numbers.
 
 Extractors (`EXTRACTORS`, chosen by name, each versioned)
 - `tiger-2024-05`: `answer is \\(?([A-J])\\)?`, first match: the one behind the published GPT-4o
@@ -17,7 +17,7 @@ Sources
 - Data: HF `TIGER-Lab/MMLU-Pro` (test 12,032 rows; validation 70 rows = 5 per category), pinned at
   the revision lighteval pins. Local copies: `--data` (see tasks/data.py).
 - Prompts and extraction: TIGER-AI-Lab/MMLU-Pro `evaluate_from_local.py`, `evaluate_from_api.py`,
-  `cot_prompt_lib/initial_prompt.txt` (as summarised in PROTOCOLS.md §1.2).
+  `cot_prompt_lib/initial_prompt.txt` (as summarised in docs/protocols/mmlu_pro.md § Prompt).
 
 Official quirks kept or exposed
 - "N/A" padding options are dropped (the gold letter moves with its option).
@@ -103,6 +103,12 @@ TIGER_ANSWER_CUE = "Answer: Let's think step by step."
 TIGER_COT_PREFIX = "A: Let's think step by step."  # how validation `cot_content` starts
 
 VARIANTS = ("card", "tiger-5shot")
+VARIANT_MEANINGS = {
+    "card": "protocol: 0-shot chat prompt, thinking on, sampling 1.0/0.95/64 (our reading of the "
+    "model card's row)",
+    "tiger-5shot": "protocol: TIGER-Lab's official 5-shot chain-of-thought completion prompt, greedy, "
+    "stop at 'Question:' (cross-checks published numbers)",
+}
 DEFAULT_SAMPLING = {
     "card": Sampling(temperature=1.0, top_p=0.95, top_k=64, max_tokens=32768, thinking=True),
     "tiger-5shot": Sampling(temperature=0.0, max_tokens=2048, stop=("Question:",), thinking=False),
@@ -203,7 +209,9 @@ class MMLUPro:
 
     name = "mmlu_pro"
     version = VERSION
-    VARIANTS = VARIANTS
+    variants = VARIANT_MEANINGS
+    public_text = True  # questions and options are public on the hub
+    headline = "mean"  # micro accuracy over all questions
 
     def __init__(
         self,
@@ -232,14 +240,17 @@ class MMLUPro:
 
     # --- data -----------------------------------------------------------------------------------
 
-    def load(self, data: str | None = None) -> list[Sample]:
-        """Test samples from the pinned hub revision, local files (`data`), or "builtin" smoke data."""
+    def load(self, data: str | None = None, *, limit: int | None = None) -> list[Sample]:
+        """Test samples (the first `limit` of them) from the pinned hub revision, local files
+        (`data`), or "builtin" smoke data."""
         rows = [_clean_row(row) for row in self._read(data, TEST_SPLIT)]
         self.source = "hub" if data is None else data
-        self.data_fingerprint = rows_fingerprint(rows, FINGERPRINT_FIELDS)
         samples = [_sample(row) for row in rows]
         if data is None:
             _check_full_test_set(samples)
+        if limit is not None:
+            rows, samples = rows[:limit], samples[:limit]
+        self.data_fingerprint = rows_fingerprint(rows, FINGERPRINT_FIELDS)
         if self.variant == "tiger-5shot":
             self._load_fewshot(data, samples)
         return samples

@@ -1,20 +1,15 @@
 """MMMU-Pro: 1,730 multimodal multiple-choice questions (30 subjects, up to 10 options); accuracy.
 
-Variants (settings of the paper, arXiv 2409.02813)
-- `standard-10`: question text and lettered options, with the question's images
-  (config `standard (10 options)`).
-- `vision`: one screenshot or photo that shows question and options; the text is only the
-  instruction (config `vision`).
-- `overall` (default): both settings. The paper's "MMMU-Pro" score is the mean of the two
-  settings' accuracies (PROTOCOLS.md §5.3). Sample ids are `standard-10/{id}` and `vision/{id}`,
-  the category is the setting, and the samples alternate between the settings (row by row), so a
-  `--limit` keeps them balanced. The orchestrator's pooled mean equals the paper's mean whenever
+Variants: the settings of the paper (arXiv 2409.02813), `VARIANT_MEANINGS`. With `overall` (default,
+the paper's "MMMU-Pro": the mean of the two settings' accuracies, docs/protocols/mmmu_pro.md § Scoring), sample ids
+are `standard-10/{id}` and `vision/{id}`, the category is the setting, and the samples alternate
+between the settings (row by row), so a `--limit` keeps them balanced. The orchestrator's pooled mean equals the paper's mean whenever
   both settings have the same number of samples (the full benchmark, or an even --limit);
   `setting_accuracies` computes the paper's mean in any case.
   With one setting, sample ids are the dataset's `id` (e.g. `test_History_1`) and the category is
   the subject.
 
-Prompts (`prompt`): `cot` (default) or `direct`, the official wording (PROTOCOLS.md §5.2).
+Prompts (`prompt`): `cot` (default) or `direct`, the official wording (docs/protocols/mmmu_pro.md § Prompt).
 - Standard text: `"{question}\\n{A. opt\\nB. opt...}\\n{instruction}"` with every `<image N>`
   replaced by `<image>`. The images follow the order in which the markers appear in question and
   options, repeats included (`<image N>` is always column `image_N`; options may name images
@@ -44,7 +39,7 @@ Data
   the data file. Images are kept encoded (`ImagePart(data=...)` or `ImagePart(path=...)`).
 - Rows without any image field (e.g. the authors' published outputs, which embed the dataset
   rows minus images) load for scoring only (`evals score`): their requests carry `MissingImage`
-  parts, which stop a generation run with a clear error when it computes cache keys.
+  parts (hashed by name), which no backend can read: a generation run fails each such request.
 - Kept as the official scorer has it: options that are themselves lists are shown as their
   Python repr; a gold letter beyond the options (validation_Accounting_29, whose options are one
   nested list) can never be matched. `describe()["answers_not_options"]` lists such rows.
@@ -54,7 +49,7 @@ Data
 
 Sources: MMMU-Benchmark/MMMU @ bb0b95a (`mmmu-pro/prompts.yaml`, `mmmu-pro/evaluate.py`,
 `mmmu-pro/infer/infer_gpt.py`, `mmmu-pro/infer/infer_transformers.py`); HF dataset card
-`MMMU/MMMU_Pro`; PROTOCOLS.md §5 and §7.6.
+`MMMU/MMMU_Pro`; docs/protocols/mmmu_pro.md (§ Pitfalls for the known traps).
 """
 
 from __future__ import annotations
@@ -71,7 +66,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evals.schema import Completion, ImagePart, Message, Outcome, Request, Sample, Sampling, Score
+from evals.schema import Completion, Headline, ImagePart, Message, Outcome, Request, Sample, Sampling, Score
 from tasks.common import failure_outcome, no_answer_outcome, repeat_requests, unanswered_score
 from tasks.data import (
     DATA_EXTENSIONS,
@@ -97,6 +92,13 @@ VISION = "vision"
 SETTINGS = (STANDARD, VISION)
 OVERALL = "overall"
 VARIANTS = (STANDARD, VISION, OVERALL)
+VARIANT_MEANINGS = {
+    STANDARD: "setting: question text, up to 10 lettered options and the question's images "
+    "(config 'standard (10 options)')",
+    VISION: "setting: one screenshot or photo showing question and options; the text is only the "
+    "instruction (config 'vision')",
+    OVERALL: "setting: both settings; the headline is the mean of their two accuracies (the paper's MMMU-Pro)",
+}
 DEFAULT_VARIANT = OVERALL
 HUB_CONFIGS = {STANDARD: "standard (10 options)", VISION: "vision"}
 SETTING_NAMES = {STANDARD: STANDARD, "standard (10 options)": STANDARD, VISION: VISION}
@@ -191,14 +193,12 @@ def _last_occurring(candidates: Sequence[str], starts: Sequence[int]) -> str:
 @dataclass(frozen=True)
 class MissingImage(ImagePart):
     """An image the loaded data did not include (rows loaded for `evals score` only). `path`
-    names it for logs; computing its hash, which every generation run does for cache keys, fails."""
+    names it (no such file: a backend asked to generate fails that request, naming the image);
+    its hash is the name's, so prompts that show it can still be identified and recorded."""
 
     @property
     def sha256(self) -> str:
-        raise DataError(
-            f"{self.path} is not in the loaded data (rows without images can only be scored); "
-            "to generate, load MMMU-Pro with its images (the hub, or its parquet files with --data)"
-        )
+        return hashlib.sha256(f"missing:{self.path}".encode()).hexdigest()
 
 
 def image_part(value: Any, base_dir: Path, where: str) -> ImagePart:
@@ -233,8 +233,9 @@ class MMMUPro:
 
     name = "mmmu_pro"
     version = VERSION
-    VARIANTS = VARIANTS
-    PUBLIC_TEXT = True
+    variants = VARIANT_MEANINGS
+    public_text = True
+    headline: Headline = "macro_by_category"  # the default variant's; each instance sets its own
 
     def __init__(
         self,
@@ -254,7 +255,7 @@ class MMMUPro:
         self.settings = SETTINGS if self.variant == OVERALL else (self.variant,)
         # overall = the paper's mean of the two settings' accuracies, whatever their sizes: the
         # orchestrator averages the categories (here: the settings) with equal weight.
-        self.HEADLINE = "macro_by_category" if self.variant == OVERALL else "mean"
+        self.headline = "macro_by_category" if self.variant == OVERALL else "mean"
         self.default_sampling = DEFAULT_SAMPLING
         self.guess_unparsed = guess_unparsed
         self.guess_seed = guess_seed
@@ -266,8 +267,8 @@ class MMMUPro:
 
     # --- data -----------------------------------------------------------------------------------
 
-    def load(self, data: str | None = None) -> list[Sample]:
-        """Samples from the pinned hub revision, local files (`data`), or "builtin" smoke data."""
+    def load(self, data: str | None = None, *, limit: int | None = None) -> list[Sample]:
+        """Samples (the first `limit`) from the pinned hub revision, local files (`data`) or "builtin"."""
         per_setting: dict[str, list[dict[str, Any]]] = {}
         for setting in self.settings:
             raw, base_dir = self._read(data, setting)
@@ -281,14 +282,14 @@ class MMMUPro:
                     f"expected {HUB_ROWS}"
                 )
             per_setting[setting] = rows
-        all_rows = [row for rows in per_setting.values() for row in rows]
+        all_rows = _alternate(list(per_setting.values()))[:limit]
         self.source = "hub" if data is None else data
         self.data_fingerprint = _fingerprint(all_rows)
         self.images_loaded = all(row["images"] is not None for row in all_rows)
         self.answers_not_options = sorted(
             f"{row['setting']}/{row['id']}" for row in all_rows if "answer_not_an_option" in row["extra"]
         )
-        return [self._sample(row) for row in _alternate(list(per_setting.values()))]
+        return [self._sample(row) for row in all_rows]
 
     def _read(self, data: str | None, setting: str) -> tuple[list[dict[str, Any]], Path]:
         if data is None:
@@ -568,7 +569,7 @@ def _vision_image(
 
 def _alternate(groups: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
     """Rows taken one from each group in turn (standard, vision, standard, ...), then the rest."""
-    result = []
+    result: list[dict[str, Any]] = []
     for index in range(max(len(g) for g in groups)):
         result.extend(group[index] for group in groups if index < len(group))
     return result

@@ -28,16 +28,9 @@ MATHARENA_INSTRUCTION = (
     "Put your final answer within \\boxed{}.\nThe answer is an integer between 0 and 999 inclusive."
 )
 
-needs_matharena = pytest.mark.skipif(
-    not MATHARENA.is_dir(), reason=f"shared real AIME data not found under {MATHARENA} (set EVALS_SHARED)"
-)
-needs_qwq = pytest.mark.skipif(
-    not all(p.is_file() for p in QWQ.values()) or not MATHARENA.is_dir(),
-    reason=f"QwQ AIME files or MathArena folders not found under {AIME_DATA} (set EVALS_SHARED)",
-)
-needs_table = pytest.mark.skipif(
-    not MATHARENA_TABLE.is_file(), reason=f"{MATHARENA_TABLE} not found (set EVALS_SHARED)"
-)
+needs_matharena = pytest.mark.realdata(MATHARENA)
+needs_qwq = pytest.mark.realdata(*QWQ.values(), MATHARENA)
+needs_table = pytest.mark.realdata(MATHARENA_TABLE)
 
 SAMPLE = Sample(id="7", inputs={"problem": "Find $x$."}, target=73)
 
@@ -57,12 +50,16 @@ def test_variants_defaults_and_protocols():
     task = AIME()
     assert isinstance(task, Task) and isinstance(task, FollowupTask)
     assert (task.name, task.variant, task.strict, task.last_chance) == ("aime", "2026", False, False)
-    assert AIME.VARIANTS == ("2026", "2025", "2024")
+    assert list(AIME.variants) == ["2026", "2025", "2024"]
+    assert all(meaning.startswith("year: AIME ") for meaning in AIME.variants.values())
+    assert (AIME.public_text, AIME.headline) == (True, "mean")
     assert task.default_sampling == Sampling(
         temperature=1.0, top_p=0.95, top_k=64, max_tokens=65536, thinking=True
     )
-    assert AIME.PUBLIC_TEXT is True
-    assert AIME("2024").describe()["data"] == {"dataset": "MathArena/aime_2024", "revision": None}
+    assert AIME("2024").describe()["data"] == {
+        "dataset": ["MathArena/aime_2024_I", "MathArena/aime_2024_II"],
+        "revision": "main (unpinned)",
+    }
 
 
 def test_unknown_variant_lists_the_choices():
@@ -236,15 +233,17 @@ def test_no_last_chance_when_off_boxed_or_failed():
 def test_scoring_with_a_follow_up_flags_last_chance():
     task = AIME(last_chance=True)
     first = done("I think it is 12.", reasoning=r"\boxed{73}")
-    result = task.score(SAMPLE, first, 0, followup=done(r"\boxed{73}"))
+    result = task.score_with_followup(SAMPLE, first, 0, done(r"\boxed{73}"))
     assert (result.outcome, result.extracted, result.flags) == (Outcome.CORRECT, "73", ("last_chance",))
-    unboxed = task.score(SAMPLE, first, 0, followup=done("It is 73."))
+    unboxed = task.score_with_followup(SAMPLE, first, 0, done("It is 73."))
     assert unboxed.flags == ("last_chance", "last_integer_fallback")
-    failed = task.score(SAMPLE, first, 0, followup=done("", error="boom", finish_reason="error"))
+    failed = task.score_with_followup(SAMPLE, first, 0, done("", error="boom", finish_reason="error"))
     assert (failed.outcome, failed.flags) == (Outcome.ERROR, ("last_chance",))
-    # A first turn with a box is scored as it is.
-    boxed = task.score(SAMPLE, done(r"\boxed{12}"), 0, followup=done(r"\boxed{73}"))
+    # A first turn with a box is scored as it is; without a follow-up turn, as `score` does.
+    boxed = task.score_with_followup(SAMPLE, done(r"\boxed{12}"), 0, done(r"\boxed{73}"))
     assert (boxed.outcome, boxed.flags) == (Outcome.WRONG, ())
+    alone = task.score_with_followup(SAMPLE, first, 0, None)
+    assert alone == task.score(SAMPLE, first, 0) and alone.flags == ("last_integer_fallback",)
 
 
 def test_follow_up_flags_reach_the_summary():
@@ -431,15 +430,53 @@ def test_hub_rows_are_read_and_counted(monkeypatch):
     samples = task.load()
     assert calls == [("MathArena/aime_2026", "train", "main")]
     assert [s.id for s in samples[:2]] == ["1", "2"] and samples[-1].target == 30
-    assert task.describe()["data"] == {"dataset": "MathArena/aime_2026", "revision": None}
+    assert task.describe()["data"] == {"dataset": "MathArena/aime_2026", "revision": "main (unpinned)"}
+    assert [s.id for s in AIME().load(limit=3)] == ["1", "2", "3"]
     monkeypatch.setattr(aime_module, "hub_rows", lambda *args, **kwargs: fake_hub_rows(*args)[:29])
     with pytest.raises(DataError, match="has 29 AIME problems; expected 30"):
         AIME().load()
 
 
+@needs_matharena
+def test_2024_loads_both_competitions_from_the_hub_with_distinct_ids(monkeypatch):
+    """2024 is published as MathArena/aime_2024_I and _II (15 rows each, problem_idx 1-15): both
+    are read and AIME II is numbered 16-30, as in the combined 2025/2026 sets. The hub rows are
+    made from MathArena's own 2024 folders (same problems), in a shuffled order."""
+    folders = {
+        f"MathArena/aime_2024_{c}": aime_module.read_matharena_folder(MATHARENA / f"aime_2024_{c}")
+        for c in ("I", "II")
+    }
+    calls = []
+
+    def fake_hub_rows(dataset, split, revision, config=None):
+        calls.append((dataset, split, revision))
+        rows = [
+            {"problem_idx": int(r["id"].rsplit("_", 1)[1]), "problem": r["problem"], "answer": r["answer"]}
+            for r in folders[dataset]
+        ]
+        return rows[::-1]
+
+    monkeypatch.setattr(aime_module, "hub_rows", fake_hub_rows)
+    samples = AIME("2024").load()
+    assert calls == [("MathArena/aime_2024_I", "train", "main"), ("MathArena/aime_2024_II", "train", "main")]
+    assert [s.id for s in samples] == [str(n) for n in range(1, 31)]
+    by_folder = {s.id: s for s in AIME("2024").load(str(MATHARENA))}
+    for number in range(1, 31):
+        competition, index = ("I", number) if number <= 15 else ("II", number - 15)
+        expected = by_folder[f"2024_{competition}_{index}"]
+        assert (samples[number - 1].inputs, samples[number - 1].target) == (expected.inputs, expected.target)
+    assert [s.id for s in AIME("2024").load(limit=2)] == ["1", "2"]
+
+    monkeypatch.setattr(
+        aime_module, "hub_rows", lambda *a, **k: [{**r, "problem_idx": 1} for r in fake_hub_rows(*a)]
+    )
+    with pytest.raises(DataError, match=r"aime_2024_I has problem_idx \[1, 1, .*expected 1-15"):
+        AIME("2024").load()
+
+
 # --- MathArena's published per-problem table ----------------------------------------------------
 
-RUNS_PER_PROBLEM = 4  # MathArena's default n (PROTOCOLS.md §2.4)
+RUNS_PER_PROBLEM = 4  # MathArena's default n (docs/protocols/aime.md § Scoring)
 
 
 def matharena_rows() -> dict[str, tuple[list[float], float | None]]:

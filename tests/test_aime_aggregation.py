@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from realdata import SHARED
 
-from evals.pipeline import ScoreOptions, score
+from evals.rescore import ScoreOptions, score
 
 AIME = SHARED / "realdata" / "aime"
 TABLE = AIME / "matharena_ai_aime2025I_per_problem_accuracy_table.json"
@@ -49,11 +49,12 @@ def write_runs(path: Path, accuracies: list[float]) -> None:
 def test_published_averages_are_reproduced(tmp_path: Path) -> None:
     table = published()
     assert len(table) == 16
-    for model, (accuracies, average) in table.items():
+    for number, (model, (accuracies, average)) in enumerate(table.items()):
         predictions = tmp_path / "runs.jsonl"
         write_runs(predictions, accuracies)
+        data, out = str(AIME / "matharena"), tmp_path / f"run-{number}"
         outcome = score(
-            ScoreOptions(task="aime", variant="2025", predictions=predictions, data=str(AIME / "matharena"))
+            ScoreOptions(task="aime", variant="2025", predictions=predictions, data=data, output=out)
         )
         result = outcome.result
         assert result.summary.n_samples == 15 and result.summary.n_scores == 60
@@ -62,3 +63,18 @@ def test_published_averages_are_reproduced(tmp_path: Path) -> None:
         # the correct runs come first, so a 2-2 tie goes to the correct answer
         assert result.extra["maj@4"].value == pytest.approx(sum(a >= 50 for a in accuracies) / 15), model
         assert outcome.missing_samples == 15  # AIME 2025 II has no runs in this table
+
+
+def test_unknown_ids_are_named_with_an_example_of_a_valid_one(tmp_path: Path) -> None:
+    predictions = tmp_path / "runs.jsonl"
+    predictions.write_text(json.dumps({"id": "I-1", "response": "\\boxed{1}"}) + "\n")
+    options = ScoreOptions(
+        task="aime",
+        variant="2025",
+        predictions=predictions,
+        data=str(AIME / "matharena"),
+        output=tmp_path / "o",
+    )
+    with pytest.raises(ValueError, match=r"I-1.*ids look like '2025_I_1'") as error:
+        score(options)
+    assert "\n" not in str(error.value)

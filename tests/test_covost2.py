@@ -20,9 +20,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import soundfile
+from hub_address import reachable_hub
 from realdata import SHARED
 
-from evals.schema import AudioPart, Completion, Outcome, Sample, Score, Task
+from evals.schema import AudioPart, Completion, CorpusTask, FollowupTask, Outcome, Sample, Score, Task
 from tasks import covost2, covost_metrics
 from tasks.covost2 import AST_PROMPT, VARIANT_PAIRS, CoVoST2, language_name, parse_answer
 from tasks.covost_metrics import (
@@ -40,13 +41,9 @@ COVOST = SHARED / "realdata" / "covost2"
 PREDICTIONS = COVOST / "en_zh-CN_test999_predictions_qwen2.5-omni+lora.json"
 METRICS = COVOST / "en_zh-CN_test999_eval_metrics.json"
 WHISPER_ROWS = sorted(COVOST.glob("en_zh-CN_test_rows_whisper_test_*.jsonl"))
-needs_covost = pytest.mark.skipif(
-    not (PREDICTIONS.is_file() and METRICS.is_file()),
-    reason=f"shared CoVoST 2 predictions not found under {COVOST} (set EVALS_SHARED)",
-)
-needs_whisper_rows = pytest.mark.skipif(
-    not (PREDICTIONS.is_file() and len(WHISPER_ROWS) == 4),
-    reason=f"shared CoVoST 2 test rows not found under {COVOST} (set EVALS_SHARED)",
+needs_covost = pytest.mark.realdata(PREDICTIONS, METRICS)
+needs_whisper_rows = pytest.mark.realdata(
+    PREDICTIONS, *(COVOST / f"en_zh-CN_test_rows_whisper_test_{i}.jsonl" for i in range(1, 5))
 )
 
 # --- builtin audio --------------------------------------------------------------------------------
@@ -182,10 +179,12 @@ def test_bleu_tokenizers_by_target():
 def test_task_contract_fields():
     task = CoVoST2()
     assert isinstance(task, Task)
-    assert task.name == "covost2" and CoVoST2.PUBLIC_TEXT is True
+    assert isinstance(task, CorpusTask) and not isinstance(task, FollowupTask)
+    assert task.name == "covost2" and (CoVoST2.public_text, CoVoST2.headline) == (True, "corpus")
     assert task.default_sampling.temperature == 0.0 and task.default_sampling.max_tokens == 512
     assert task.default_sampling.thinking is False
-    assert CoVoST2.VARIANTS == ("x-en-no-zh", "x-en", "en-x-no-zh", "en-x")
+    assert list(CoVoST2.variants) == ["x-en-no-zh", "x-en", "en-x-no-zh", "en-x"]
+    assert all(meaning.startswith("direction: ") for meaning in CoVoST2.variants.values())
 
 
 # --- answer parsing and per-sample scores ---------------------------------------------------------
@@ -568,10 +567,18 @@ def test_data_errors(tmp_path):
         CoVoST2(languages="fr").load(str(no_rate))
 
 
-# --- hub (mocked: no network here) ------------------------------------------------------------------
+# --- hub (a local folder in the hub's layout: no network here) -------------------------------------
 
 
-def _hub_parquet(path: Path, n: int) -> None:
+def mp3_bytes(seconds: float = 0.1, hz: float = 440.0) -> bytes:
+    """An MP3 clip, as the hub copy embeds Common Voice's original clips (libsndfile >= 1.1 writes it)."""
+    buffer = io.BytesIO()
+    soundfile.write(buffer, synth_clip(hz, hz, seconds), SAMPLE_RATE, format="MP3")
+    return buffer.getvalue()
+
+
+def _hub_parquet(path: Path, ids: list[str]) -> None:
+    """One test file in the schema of fixie-ai/covost2: MP3 bytes in an `Audio` struct."""
     import datasets
 
     features = datasets.Features({
@@ -579,40 +586,113 @@ def _hub_parquet(path: Path, n: int) -> None:
         "audio": datasets.Audio(sampling_rate=16000), "sentence": datasets.Value("string"),
         "translation": datasets.Value("string"), "id": datasets.Value("string"),
     })  # fmt: skip
-    audio = [{"bytes": wav_bytes(0.05 + i / 100), "path": f"common_voice_{i}.mp3"} for i in range(n)]
+    n = len(ids)
+    audio = [{"bytes": mp3_bytes(0.05 + int(i.rsplit("_", 1)[1]) / 100), "path": f"{i}.mp3"} for i in ids]
     table = pa.table(
-        {"client_id": ["c"] * n, "file": [f"common_voice_{i}.mp3" for i in range(n)], "audio": audio,
-         "sentence": [f"s{i}" for i in range(n)], "translation": [f"t{i}" for i in range(n)],
-         "id": [f"common_voice_{i}" for i in range(n)]},
+        {"client_id": ["c"] * n, "file": [f"{i}.mp3" for i in ids], "audio": audio,
+         "sentence": [f"s {i}" for i in ids], "translation": [f"t {i}" for i in ids], "id": ids},
         schema=features.arrow_schema,
     )  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, path)
 
 
-def test_hub_loading_reads_only_the_test_files_undecoded(tmp_path, monkeypatch):
+def local_hub(root: Path, sizes: dict[str, int], shards: int = 2) -> Path:
+    """`root/{pair}/test-0000k-of-0000{shards}.parquet` with `sizes[pair]` rows split over the shards."""
+    for pair, n in sizes.items():
+        ids = [f"common_voice_{i}" for i in range(n)]
+        per_shard = -(-n // shards)
+        for k in range(shards):
+            _hub_parquet(
+                root / pair / f"test-{k:05d}-of-{shards:05d}.parquet",
+                ids[k * per_shard : (k + 1) * per_shard],
+            )
+    return root
+
+
+def serve_from(monkeypatch: pytest.MonkeyPatch, root: Path) -> list[tuple[str, dict]]:
+    """`datasets.load_dataset` reads `root` instead of the hub, with the task's own arguments; the
+    calls are recorded."""
     import datasets
 
-    _hub_parquet(tmp_path / "fr_en-test.parquet", 4)
     real_load = datasets.load_dataset
-    calls = []
+    calls: list[tuple[str, dict]] = []
 
-    def fake_load(name, **kwargs):
+    def load(name, **kwargs):
         calls.append((name, kwargs))
-        return real_load("parquet", data_files={"test": str(tmp_path / "fr_en-test.parquet")}, split="test")
+        return real_load(str(root), **kwargs)
 
-    monkeypatch.setattr(datasets, "load_dataset", fake_load)
-    task = CoVoST2(languages="fr", per_language=3)
-    samples = task.load()
-    assert calls == [("fixie-ai/covost2", {"data_files": {"test": "fr_en/test-*.parquet"}, "split": "test",
-                                           "revision": covost2.HUB_REVISION})]  # fmt: skip
-    assert [s.id for s in samples] == ["fr_en/common_voice_0", "fr_en/common_voice_1", "fr_en/common_voice_2"]
-    assert samples[1].inputs["audio"].data == wav_bytes(0.06) and samples[1].metadata == {
-        "file": "common_voice_1.mp3"
+    monkeypatch.setattr(datasets, "load_dataset", load)
+    return calls
+
+
+def hub_call(pair: str, **extra: object) -> tuple[str, dict]:
+    files = {
+        "data_files": {"test": f"{pair}/test-*.parquet"},
+        "split": "test",
+        "revision": covost2.HUB_REVISION,
     }
+    return ("fixie-ai/covost2", {**files, **extra})
+
+
+def test_hub_loading_reads_only_the_test_files_with_the_mp3_clips_undecoded(tmp_path, monkeypatch):
+    calls = serve_from(monkeypatch, local_hub(tmp_path / "hub", {"fr_en": 4}))
+    with reachable_hub(monkeypatch):
+        task = CoVoST2(languages="fr", per_language=3)
+        capped = task.load()
+        everything = CoVoST2(languages="fr").load()
+    # a capped read streams the first rows (across the pair's files); a full one downloads them all
+    assert calls == [hub_call("fr_en", streaming=True), hub_call("fr_en")]
+    assert [s.id for s in capped] == ["fr_en/common_voice_0", "fr_en/common_voice_1", "fr_en/common_voice_2"]
+    assert [s.id for s in everything] == [*(s.id for s in capped), "fr_en/common_voice_3"]
+    audio = capped[1].inputs["audio"]
+    assert audio.data == mp3_bytes(0.06) == everything[1].inputs["audio"].data
+    assert capped[1].metadata == {"file": "common_voice_1.mp3"}
     described = task.describe()
     assert (
         described["data"]["dataset"] == "fixie-ai/covost2" and described["data"]["revision_verified"] is False
     )
+
+
+def test_the_hub_mp3_clips_decode_for_the_backends(tmp_path, monkeypatch):
+    from runners.chat_wire import audio_format
+    from runners.hf_media import AudioLimits, load_audio
+
+    serve_from(monkeypatch, local_hub(tmp_path / "hub", {"fr_en": 2}))
+    with reachable_hub(monkeypatch):
+        (sample,) = CoVoST2(languages="fr").load(limit=1)
+    audio = sample.inputs["audio"]
+    assert audio_format(audio.data) == "mp3"
+    wave = load_audio(audio, AudioLimits())
+    assert wave.dtype == np.float32 and abs(len(wave) - 0.05 * SAMPLE_RATE) < 0.01 * SAMPLE_RATE
+    assert np.abs(wave).max() > 0.1  # the tone survives the MP3 round trip
+
+
+def test_a_limited_run_reads_only_the_rows_and_pairs_it_needs(tmp_path, monkeypatch):
+    """The default variant has 20 pairs; the folder holds only the first two (ar_en, ca_en), so
+    reading any other pair would fail."""
+    calls = serve_from(monkeypatch, local_hub(tmp_path / "hub", {"ar_en": 2, "ca_en": 3}))
+    with reachable_hub(monkeypatch):
+        task = CoVoST2()
+        samples = task.load(limit=4)
+        assert [c[1]["data_files"]["test"] for c in calls] == ["ar_en/test-*.parquet", "ca_en/test-*.parquet"]
+        assert all(c[1].get("streaming") for c in calls)
+        assert [s.id for s in samples] == [
+            "ar_en/common_voice_0", "ar_en/common_voice_1", "ca_en/common_voice_0", "ca_en/common_voice_1",
+        ]  # fmt: skip
+        assert task.loaded_pairs == ("ar_en", "ca_en")
+        calls.clear()
+        assert [s.id for s in CoVoST2(per_language=1).load(limit=2)] == [
+            "ar_en/common_voice_0",
+            "ca_en/common_voice_0",
+        ]
+        assert len(calls) == 2
+        calls.clear()
+        assert [s.id for s in CoVoST2().load(limit=1)] == ["ar_en/common_voice_0"] and len(calls) == 1
+    # local copies give the same first samples
+    local = CoVoST2(languages="ar,ca").load(str(tmp_path / "hub"), limit=4)
+    assert [s.id for s in local] == [s.id for s in samples]
+    assert [s.inputs["audio"].data for s in local] == [s.inputs["audio"].data for s in samples]
 
 
 def test_the_task_never_imports_torch():
@@ -637,21 +717,22 @@ def test_hub_failures_and_size_check_are_data_errors(tmp_path, monkeypatch):
         raise ConnectionError("no network")
 
     monkeypatch.setattr(datasets, "load_dataset", offline)
-    with pytest.raises(
-        DataError, match=r"cannot load fixie-ai/covost2@.* files fr_en/test-\*\.parquet .*--data"
+    with (
+        reachable_hub(monkeypatch),
+        pytest.raises(
+            DataError, match=r"cannot load fixie-ai/covost2@.* files fr_en/test-\*\.parquet .*--data"
+        ) as error,
     ):
         CoVoST2(languages="fr").load()
+    assert "\n" not in str(error.value)
 
-    _hub_parquet(tmp_path / "ar.parquet", 2)
     monkeypatch.undo()
-    real_load = datasets.load_dataset
-    monkeypatch.setattr(
-        datasets, "load_dataset",
-        lambda name, **kw: real_load("parquet", data_files={"test": str(tmp_path / "ar.parquet")}, split="test"),
-    )  # fmt: skip
-    with pytest.raises(DataError, match="ar_en test has 2 rows; the dataset card says 1695"):
-        CoVoST2(languages="ar").load()
-    assert len(CoVoST2(languages="ar", per_language=2).load()) == 2  # capped runs are not size-checked
+    serve_from(monkeypatch, local_hub(tmp_path / "hub", {"ar_en": 2}))
+    with reachable_hub(monkeypatch):
+        with pytest.raises(DataError, match="ar_en test has 2 rows; the dataset card says 1695"):
+            CoVoST2(languages="ar").load()
+        assert len(CoVoST2(languages="ar", per_language=2).load()) == 2  # capped runs are not size-checked
+        assert len(CoVoST2(languages="ar").load(limit=2)) == 2
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from pathlib import Path
 import sacrebleu
 
 from evals.cli import main
+from evals.run_dir import load_run_dir
 from tasks.covost2 import CoVoST2
 
 
@@ -31,14 +32,15 @@ def test_macro_corpus_bleu_is_the_headline(tmp_path: Path) -> None:
     assert (
         main(["score", str(predictions), "--task", "covost2", "--data", "builtin", "--output", str(out)]) == 0
     )
-    row = json.loads((out / "results.json").read_text())["rows"][0]
+    row = load_run_dir(out).results.scored[0]
     expected = {p: sacrebleu.corpus_bleu(h, [r], tokenize="13a").score for p, (h, r) in hypotheses.items()}
     macro = sum(expected.values()) / len(expected)
-    assert abs(100 * row["value"] - macro) < 1e-6
-    per_pair = row["corpus_metrics"]["per_pair"]
+    assert abs(100 * row.summary.value - macro) < 1e-6
+    assert row.corpus_metrics is not None
+    per_pair = row.corpus_metrics["per_pair"]
     assert {p: round(m["bleu"], 6) for p, m in per_pair.items()} == {
         p: round(v, 6) for p, v in expected.items()
     }
-    assert row["ci95"][0] <= row["value"] <= row["ci95"][1]
+    assert row.summary.ci95[0] <= row.summary.value <= row.summary.ci95[1]
     report = (out / "report.md").read_text()
     assert "| fr_en |" in report and "sacrebleu signatures" in report

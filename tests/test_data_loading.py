@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hub_address import reachable_hub
 from realdata import GPT4O_GLOB, MMLU, TEST_PARQUET, VALIDATION_PARQUET, needs_real
 
 from tasks import data as data_module
@@ -213,7 +214,7 @@ def test_hub_failure_tells_the_user_to_pass_local_files(monkeypatch: pytest.Monk
         raise ConnectionError("Couldn't reach 'TIGER-Lab/MMLU-Pro' on the Hub (LocalEntryNotFoundError)\n")
 
     monkeypatch.setattr(datasets, "load_dataset", offline)
-    with pytest.raises(DataError, match="--data") as info:
+    with reachable_hub(monkeypatch), pytest.raises(DataError, match="--data") as info:
         hub_rows("TIGER-Lab/MMLU-Pro", "test", "3373e0b32277875b8db2aa555a333b78a08477ea")
     message = str(info.value)
     assert "TIGER-Lab/MMLU-Pro@3373e0b32277875b8db2aa555a333b78a08477ea" in message

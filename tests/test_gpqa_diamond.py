@@ -15,6 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from hub_address import reachable_hub
 
 from evals.schema import Completion, Outcome, Sample, Sampling, Task
 from tasks import gpqa_diamond
@@ -94,8 +95,16 @@ def test_construction_and_default_sampling():
     assert task.default_sampling == Sampling(
         temperature=1.0, top_p=0.95, top_k=64, max_tokens=32768, thinking=True
     )
-    assert GPQADiamond.PUBLIC_TEXT is False
+    assert (GPQADiamond.public_text, GPQADiamond.headline) == (False, "mean")
+    assert list(GPQADiamond.variants) == ["card"] and GPQADiamond.variants["card"].startswith("protocol: ")
     assert GPQADiamond(shuffle_seed=3).shuffle_seed == 3
+
+
+def test_limit_keeps_the_first_rows_and_fingerprints_them():
+    everything, first_two = GPQADiamond(), GPQADiamond()
+    samples = everything.load("builtin")
+    assert [s.id for s in first_two.load("builtin", limit=2)] == [s.id for s in samples[:2]]
+    assert first_two.data_fingerprint != everything.data_fingerprint
 
 
 def test_unknown_variant_lists_the_choices():
@@ -424,7 +433,7 @@ def test_hub_gated_error_gives_the_hint(monkeypatch: pytest.MonkeyPatch):
 
     monkeypatch.setattr(datasets, "load_dataset", gated)
     task = GPQADiamond()
-    with pytest.raises(DataError, match="is a gated dataset") as info:
+    with reachable_hub(monkeypatch), pytest.raises(DataError, match="is a gated dataset") as info:
         task.load()
     assert_gated_message(info.value)
     assert calls == [((HUB_DATASET, HUB_CONFIG), {"split": "train", "revision": "main"})]
@@ -432,5 +441,5 @@ def test_hub_gated_error_gives_the_hint(monkeypatch: pytest.MonkeyPatch):
         "dataset": HUB_DATASET,
         "config": HUB_CONFIG,
         "split": "train",
-        "revision": "main",
+        "revision": "main (unpinned)",
     }

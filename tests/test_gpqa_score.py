@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from evals.cli import main
+from evals.run_dir import load_run_dir
 from tasks.gpqa_diamond import LETTERS, GPQADiamond
 
 REPEATS = 4
@@ -47,13 +48,14 @@ def test_gpqa_generations_are_scored_per_repeat(tmp_path: Path, capsys) -> None:
         main(["score", str(predictions), "--task", "gpqa_diamond", "--data", "builtin", "--output", str(out)])
         == 0
     )
-    row = json.loads((out / "results.json").read_text())["rows"][0]
-    assert row["n_scores"] == total and row["value"] == right / total == 0.5
-    assert row["outcomes"] == {"correct": right, "unparsed": total // REPEATS, "wrong": total // REPEATS}
-    assert row["extra_metrics"]["pass@4"]["value"] == 1.0
-    assert row["extra_metrics"]["maj@4"]["value"] == 1.0  # two right, one wrong, one unanswered
-    records = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
-    assert {r["details"]["gold"] for r in records} == set(LETTERS)  # gold letters spread over A-D
+    run = load_run_dir(out)
+    row = run.results.scored[0]
+    assert row.summary.n_scores == total and row.summary.value == right / total == 0.5
+    assert row.summary.outcomes == {"correct": right, "unparsed": total // REPEATS, "wrong": total // REPEATS}
+    assert row.extra_metrics["pass@4"].value == 1.0
+    assert row.extra_metrics["maj@4"].value == 1.0  # two right, one wrong, one unanswered
+    assert row.public_text is False
+    assert {r.details["gold"] for r in run.samples} == set(LETTERS)  # gold letters spread over A-D
     question = GPQADiamond().load("builtin")[0].inputs["question"]
     assert question not in (out / "report.html").read_text()  # redacted by default for GPQA
     assert question not in (out / "report.md").read_text()

@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hub_address import reachable_hub
 from realdata import SHARED
 
 import evals.stats
-from evals.schema import Completion, Outcome, Sampling, Score, Task
+from evals.schema import BatchScoringTask, Completion, Outcome, Sampling, Score, Task
 from tasks import livecodebench
 from tasks.data import DataError
 from tasks.lcb_driver import encode_result
@@ -53,11 +54,8 @@ LCB = SHARED / "realdata" / "livecodebench"
 O1_MINI = LCB / "lcb_submissions_O1-Mini-2024-09-12_codegeneration_1_0.2_eval_all.json"
 QWQ_PROMPTS = LCB / "qwq_livecodebench_v5_2408-2502_prompts.jsonl"
 
-needs_o1 = pytest.mark.skipif(not O1_MINI.is_file(), reason=f"{O1_MINI} not found (set EVALS_SHARED)")
-needs_qwq = pytest.mark.skipif(
-    not (QWQ_PROMPTS.is_file() and O1_MINI.is_file()),
-    reason=f"QwQ prompts or O1-mini submissions not found under {LCB} (set EVALS_SHARED)",
-)
+needs_o1 = pytest.mark.realdata(O1_MINI)
+needs_qwq = pytest.mark.realdata(QWQ_PROMPTS, O1_MINI)
 sandboxed = pytest.mark.slow  # each graded program is a sandboxed subprocess
 
 
@@ -140,7 +138,17 @@ def test_defaults_and_protocol():
     assert task.default_sampling == Sampling(
         temperature=1.0, top_p=0.95, top_k=64, max_tokens=32768, thinking=True
     )
-    assert LiveCodeBench.VARIANTS == ("v6", "release_v6") and LiveCodeBench.PUBLIC_TEXT is True
+    assert (LiveCodeBench.public_text, LiveCodeBench.headline) == (True, "mean")
+    assert isinstance(task, BatchScoringTask)
+
+
+def test_every_listed_variant_form_has_a_meaning_and_is_accepted():
+    variants = LiveCodeBench.variants
+    assert next(iter(variants)) == "v6" and all(m.startswith("dataset version: ") for m in variants.values())
+    examples = {"vN": "v3", "vA_vB": "v2_v4", "release_vN": "release_v4"}
+    for form in variants:
+        assert LiveCodeBench(examples.get(form, form)).shards
+    assert shards_for("release_latest") == shards_for("release_v6")
 
 
 @pytest.mark.parametrize(
@@ -383,6 +391,10 @@ def test_date_window_applies_on_load_and_changes_the_fingerprint(tmp_path):
     assert [s.id for s in late.load(path)] == ["half"]
     assert late.data_fingerprint != everything.data_fingerprint
     assert late.describe()["date_window"] == {"start": "2025-04-01", "end": None}
+    # a limit applies after the window: the first problems of the window
+    assert [s.id for s in LiveCodeBench(start_date="2025-04-01").load(path, limit=1)] == ["half"]
+    first = LiveCodeBench()
+    assert [s.id for s in first.load(path, limit=1)] == [SUM["question_id"]]
 
 
 def test_bad_rows_are_data_errors(tmp_path):
@@ -402,7 +414,7 @@ def test_hub_failures_are_one_line_data_errors(monkeypatch):
         raise OSError("We couldn't connect to 'https://huggingface.co'\nto load this file")
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", offline)
-    with pytest.raises(DataError) as error:
+    with reachable_hub(monkeypatch), pytest.raises(DataError) as error:
         LiveCodeBench().load()
     message = str(error.value)
     assert "\n" not in message and "test6.jsonl" in message and "--data" in message
@@ -419,7 +431,7 @@ def test_hub_files_with_an_unexpected_row_count_are_refused(monkeypatch, tmp_pat
         return path
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", download)
-    with pytest.raises(DataError, match="has 1 rows, expected 175"):
+    with reachable_hub(monkeypatch), pytest.raises(DataError, match="has 1 rows, expected 175"):
         LiveCodeBench().load()
     assert seen == {
         "repo_id": "livecodebench/code_generation_lite",

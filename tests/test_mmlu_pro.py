@@ -38,6 +38,9 @@ def write_jsonl(path: Path, rows: list[dict]) -> str:
 def test_variants_extractors_and_default_sampling():
     card = MMLUPro()
     assert isinstance(card, Task)
+    assert list(MMLUPro.variants) == ["card", "tiger-5shot"]
+    assert all(meaning.startswith("protocol: ") for meaning in MMLUPro.variants.values())
+    assert (MMLUPro.public_text, MMLUPro.headline) == (True, "mean")
     assert (card.name, card.variant, card.extractor.name) == ("mmlu_pro", "card", "card")
     assert card.default_sampling == Sampling(
         temperature=1.0, top_p=0.95, top_k=64, max_tokens=32768, thinking=True
@@ -140,9 +143,7 @@ def test_requests_have_one_key_and_seed_per_repeat():
 
 @pytest.fixture(scope="module")
 def validation_rows() -> list[dict]:
-    if not VALIDATION_PARQUET.is_file():
-        pytest.skip(f"real MMLU-Pro data not found under {MMLU} (set EVALS_SHARED)")
-    return load_rows(str(VALIDATION_PARQUET), "validation")
+    return load_rows(str(VALIDATION_PARQUET), "validation")  # tests using it carry @needs_real
 
 
 @needs_real
@@ -278,14 +279,20 @@ def test_describe_records_the_configuration(tmp_path: Path):
     assert card.describe()["data_fingerprint"] != described["data_fingerprint"]
 
 
+def test_limit_keeps_the_first_samples_with_their_few_shot_examples():
+    full_task, limited_task = MMLUPro("tiger-5shot"), MMLUPro("tiger-5shot")
+    full = full_task.load("builtin")
+    limited = limited_task.load("builtin", limit=3)
+    assert [s.id for s in limited] == [s.id for s in full[:3]]
+    assert [limited_task.tiger_prompt(s) for s in limited] == [full_task.tiger_prompt(s) for s in full[:3]]
+
+
 # --- real data: the published GPT-4o outputs ----------------------------------------------------
 
 
 @pytest.fixture(scope="module")
 def gpt4o_rows() -> dict[str, dict]:
-    if not TEST_PARQUET.is_file():
-        pytest.skip(f"real MMLU-Pro data not found under {MMLU} (set EVALS_SHARED)")
-    return {str(r["question_id"]): r for r in load_rows(GPT4O_GLOB, "test")}
+    return {str(r["question_id"]): r for r in load_rows(GPT4O_GLOB, "test")}  # under @needs_real
 
 
 def score_gpt4o(extractor: str, data: str, rows: dict[str, dict]) -> tuple[Counter, list]:

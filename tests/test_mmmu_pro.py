@@ -1,10 +1,11 @@
 """MMMU-Pro task: prompts and image order, the official parser, scoring, loading, and `evals score`
-on the authors' published GPT-4o outputs (../shared/realdata/mmmu_pro or $EVALS_SHARED; skipped
-with a reason where absent)."""
+on the authors' published GPT-4o outputs (the shared real data, tests/realdata.py; skipped with
+a reason where absent)."""
 
 from __future__ import annotations
 
 import ast
+import hashlib
 import io
 import json
 from pathlib import Path
@@ -17,6 +18,8 @@ from realdata import SHARED
 
 import tasks.mmmu_pro as mmmu_pro
 from evals.cli import main
+from evals.records import RowResult, SampleRecord
+from evals.run_dir import load_run_dir
 from evals.schema import Completion, ImagePart, Outcome, Sample, Sampling, Task, TextPart
 from tasks.data import DataError
 from tasks.mmmu_pro import HUB_DATASET, HUB_REVISION, MissingImage, MMMUPro, parse_choice
@@ -24,10 +27,7 @@ from tasks.mmmu_pro import HUB_DATASET, HUB_REVISION, MissingImage, MMMUPro, par
 REAL = SHARED / "realdata" / "mmmu_pro"
 STANDARD_OUTPUTS = REAL / "gpt-4o_standard10opt_cot.jsonl"
 VISION_OUTPUTS = REAL / "gpt-4o_vision_cot.jsonl"
-needs_real = pytest.mark.skipif(
-    not (STANDARD_OUTPUTS.is_file() and VISION_OUTPUTS.is_file()),
-    reason=f"published MMMU-Pro GPT-4o outputs not found under {REAL} (set EVALS_SHARED)",
-)
+needs_real = pytest.mark.realdata(STANDARD_OUTPUTS, VISION_OUTPUTS)
 
 COT_STANDARD = (
     "Answer the preceding multiple choice question. The last line of your response should be of the "
@@ -93,8 +93,11 @@ def done(text: str, **fields) -> Completion:
 def test_variants_prompts_and_default_sampling():
     task = MMMUPro()
     assert isinstance(task, Task)
-    assert (task.name, task.variant, task.prompt, task.PUBLIC_TEXT) == ("mmmu_pro", "overall", "cot", True)
-    assert task.VARIANTS == ("standard-10", "vision", "overall")
+    assert (task.name, task.variant, task.prompt, task.public_text) == ("mmmu_pro", "overall", "cot", True)
+    assert list(task.variants) == ["standard-10", "vision", "overall"]
+    assert all(meaning.startswith("setting: ") for meaning in task.variants.values())
+    assert task.headline == "macro_by_category"  # the paper's mean of the two settings
+    assert MMMUPro("vision").headline == MMMUPro("standard-10").headline == "mean"
     assert task.default_sampling == Sampling(
         temperature=1.0, top_p=0.95, top_k=64, max_tokens=32768, thinking=True
     )
@@ -143,6 +146,10 @@ def test_builtin_loads_every_variant():
         "vision/test_Geography_1",
     ]
     assert [s.category for s in overall] == ["standard-10", "vision"] * 3 + ["standard-10"]
+    full_task, limited_task = MMMUPro(), MMMUPro()
+    full_task.load("builtin")
+    assert [s.id for s in limited_task.load("builtin", limit=4)] == [s.id for s in overall[:4]]
+    assert None is not limited_task.data_fingerprint != full_task.data_fingerprint
     assert overall[0].metadata["subject"] == "Math" and overall[0].metadata["dataset_id"] == "test_Math_1"
     for sample in overall:
         for part in MMMUPro().prompt_images(sample):
@@ -387,8 +394,12 @@ def test_rows_without_images_load_for_scoring_only(tmp_path: Path):
     (request,) = task.requests(sample, task.default_sampling, 1)
     image = request.messages[0].content[0]
     assert isinstance(image, MissingImage) and "test_Math_1 image_1" in image.path
-    with pytest.raises(DataError, match="can only be scored"):
-        request.cache_identity()  # what every generation run computes first
+    assert not Path(image.path).exists()  # a backend asked to generate fails the request, naming it
+    identity = request.cache_identity()["messages"][0]["content"][0]  # prompts are still recorded
+    assert identity == {
+        "type": "image",
+        "sha256": hashlib.sha256(f"missing:{image.path}".encode()).hexdigest(),
+    }
     assert task.score(sample, done("Answer: B"), 0).outcome == Outcome.CORRECT
 
 
@@ -448,12 +459,13 @@ def published(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def score_cli(predictions: Path, variant: str, data: Path, out: Path, *extra: str) -> tuple[dict, list[dict]]:
+def score_cli(
+    predictions: Path, variant: str, data: Path, out: Path, *extra: str
+) -> tuple[RowResult, list[SampleRecord]]:
     argv = ["score", str(predictions), "--task", "mmmu_pro", "--variant", variant, "--data", str(data)]
     assert main([*argv, "--output", str(out), *extra]) == 0
-    results = json.loads((out / "results.json").read_text())["rows"][0]
-    records = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
-    return results, records
+    run = load_run_dir(out)
+    return run.results.scored[0], run.samples
 
 
 def official_random_rows(rows: list[dict]) -> set[str]:
@@ -476,22 +488,21 @@ def test_published_gpt4o_outputs_rescore_exactly(
 ):
     rows = published(path)
     results, records = score_cli(path, variant, path, tmp_path)
-    assert results["n_samples"] == 1730
-    assert results["outcomes"]["correct"] == correct == sum(r["if_right"] for r in rows)
-    assert results["outcomes"].get("unparsed", 0) == random_rows
+    assert results.summary.n_samples == 1730
+    assert results.summary.outcomes["correct"] == correct == sum(r["if_right"] for r in rows)
+    assert results.summary.outcomes.get("unparsed", 0) == random_rows
     assert "gold answer differs" not in capsys.readouterr().out
     stored = {r["id"]: r["pred_indexs"] for r in rows}
     fallback = official_random_rows(rows)
     assert len(fallback) == random_rows
-    ours = {r["id"]: r["extracted"] for r in records}
+    ours = {r.id: r.extracted for r in records}
     assert {i: ours[i] for i in stored if i not in fallback} == {
         i: stored[i] for i in stored if i not in fallback
     }
     assert all(ours[i] is None for i in fallback)
     assert not any(r["if_right"] for r in rows if r["id"] in fallback)  # the random guesses all missed
-    assert len(results["per_category"]) == 30
-    run = json.loads((tmp_path / "run.json").read_text())
-    assert run["task"]["config"]["images_loaded"] is False
+    assert len(results.per_category) == 30
+    assert load_run_dir(tmp_path).run.tasks[0].config["images_loaded"] is False
 
 
 @needs_real
@@ -504,18 +515,20 @@ def test_published_outputs_overall_is_the_mean_of_both_settings(tmp_path: Path):
     ]
     write_jsonl(predictions, lines)
     results, _ = score_cli(predictions, "overall", REAL, tmp_path / "out")
-    per_setting = results["per_category"]
-    assert per_setting["standard-10"]["n_samples"] == per_setting["vision"]["n_samples"] == 1730
-    assert round(per_setting["standard-10"]["value"] * 1730) == 952
-    assert round(per_setting["vision"]["value"] * 1730) == 866
-    assert results["value"] == pytest.approx((952 / 1730 + 866 / 1730) / 2)  # equal sizes: pooled = mean
+    per_setting = results.per_category
+    assert per_setting["standard-10"].n_samples == per_setting["vision"].n_samples == 1730
+    assert round(per_setting["standard-10"].value * 1730) == 952
+    assert round(per_setting["vision"].value * 1730) == 866
+    assert results.summary.value == pytest.approx((952 / 1730 + 866 / 1730) / 2)  # equal sizes: pooled = mean
 
 
 @needs_real
 def test_published_outputs_guess_credit_is_separate(tmp_path: Path, capsys: pytest.CaptureFixture):
-    results, records = score_cli(VISION_OUTPUTS, "vision", VISION_OUTPUTS, tmp_path, "--guess-unparsed")
-    assert results["outcomes"]["correct"] == 866
-    guesses = [r["details"] for r in records if r["outcome"] == "unparsed"]
+    results, records = score_cli(
+        VISION_OUTPUTS, "vision", VISION_OUTPUTS, tmp_path, "--task-opt", "guess_unparsed=true"
+    )
+    assert results.summary.outcomes["correct"] == 866
+    guesses = [r.details for r in records if r.outcome == "unparsed"]
     assert len(guesses) == 3 and all("guess" in d for d in guesses)
     credited = 866 + sum(d["guess_correct"] for d in guesses)
-    assert results["accuracy_with_guess_credit"] == pytest.approx(credited / 1730)
+    assert results.accuracy_with_guess_credit == pytest.approx(credited / 1730)
