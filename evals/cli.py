@@ -247,7 +247,7 @@ def _add_model(parser: argparse.ArgumentParser, prefix: str, what: str, required
     parser.add_argument(f"--{prefix}backend", required=required, choices=sorted(registry.BACKENDS),
                         help=f"backend that runs {what}{default}")  # fmt: skip
     parser.add_argument(f"--{prefix}model", required=required, metavar="MODEL",
-                        help=f"{what}: hub id, local directory, .gguf file, or pkg:PACKAGE/FILE{default}")  # fmt: skip
+                        help=f"{what}: hub id, local directory, .gguf file, pkg:PACKAGE/FILE or builtin:NAME{default}")  # fmt: skip
     parser.add_argument(f"--{prefix}backend-opt", action="append", default=[], metavar="KEY=VALUE",
                         help=BACKEND_OPT_HELP)  # fmt: skip
 
