@@ -51,7 +51,7 @@ def builtin_model(name: str, backend: str | None = None) -> str:
     models = default_cache_path().parent / "models"
     if backend == "llamacpp":
         return str(_built(models / f"{name}-gguf-v1", _convert_tiny_gemma4, "model.gguf") / "model.gguf")
-    return str(_built(models / f"{name}-v1", save_tiny_gemma4, "config.json"))
+    return str(_built(models / f"{name}-v2", save_tiny_gemma4, "config.json"))
 
 
 def _convert_tiny_gemma4(directory: Path) -> None:

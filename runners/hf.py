@@ -54,14 +54,13 @@ from runners.hf_generation import (
     is_oom,
 )
 from runners.hf_loading import (
-    exception_line,
     load_model,
     resolve_device,
     resolve_dtype,
     resolve_source,
 )
 from runners.hf_media import Encoded, MediaEncoder, collate, has_media, media_messages
-from runners.outputs import SplitOutput, split_output
+from runners.outputs import SplitOutput, error_completion, error_message, split_output
 
 END_OF_TURN_TOKENS = ("<turn|>", "<|im_end|>", "<end_of_turn>", "<|eot_id|>")
 
@@ -145,17 +144,7 @@ def left_pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, 
     return ids, mask
 
 
-error_completion_message = exception_line  # `Type: first line of the message` (or just the type)
-
-
-def error_completion(request: Request, exc: BaseException, prompt_tokens: int = 0) -> Completion:
-    return Completion(
-        key=request.key,
-        text="",
-        finish_reason="error",
-        prompt_tokens=prompt_tokens,
-        error=error_completion_message(exc),
-    )
+error_completion_message = error_message  # the name scripts/gpu_check.py imports
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ from transformers import (
 )
 
 from runners.fingerprint import quick_digest
+from runners.outputs import error_message
 
 FIX = "pass a model directory with config.json, a .gguf file, or a hub id such as 'org/name'"
 MULTIMODAL_MODEL_TYPES = ("gemma4_unified",)
@@ -135,12 +136,6 @@ def model_class(config: Any) -> Any:
     return AutoModelForCausalLM
 
 
-def exception_line(exc: BaseException) -> str:
-    """`Type: first line of the message` (or just the type)."""
-    message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
-
-
 # --- loading ------------------------------------------------------------------------------
 
 
@@ -215,7 +210,7 @@ def _load_tokenizer(source: ModelSource, config: Any, kwargs: dict[str, Any]) ->
         try:
             processor = AutoProcessor.from_pretrained(source.name, **kwargs)
         except Exception as exc:
-            processor, error = None, exception_line(exc)
+            processor, error = None, error_message(exc)
         tokenizer = getattr(processor, "tokenizer", None)
         if tokenizer is not None:
             if tokenizer.chat_template is None:  # the template may be saved with the processor only

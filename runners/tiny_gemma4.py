@@ -3,9 +3,11 @@
 The model is the real `Gemma4UnifiedForConditionalGeneration` from transformers with a tiny config
 (about 0.2 M parameters) and seeded random weights, so it is deterministic but its output is
 gibberish: it rarely emits an end-of-turn token, so callers should use small token budgets. The
-tokenizer is an in-memory byte-level BPE carrying the Gemma 4 special tokens (or, for llama.cpp's
-GGUF converter, a Gemma-style byte-fallback BPE: `save_tiny_gemma4_gguf_ready`), and the chat template
-is written here from the documented Gemma 4 prompt format. The processor is the real
+tokenizer is an in-memory BPE in Gemma's own layout (byte fallback, "▁" for spaces) carrying the
+Gemma 4 special tokens, and the chat template is written here from the documented Gemma 4 prompt
+format. Every saved copy is also what llama.cpp's GGUF converter accepts, so the model converted
+for llama.cpp and the one transformers loads are the same model with the same tokenizer: the same
+prompt gives the same token ids on both backends. The processor is the real
 `Gemma4UnifiedProcessor` (image and video processors with the tiny patch size, the audio feature
 extractor at 16 kHz / 640 samples per token, and the tokenizer); its image and video processors are
 torchvision-backed, so building it needs torchvision (imported only then). Nothing is downloaded.
@@ -19,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
+from tokenizers import Tokenizer, decoders, models, normalizers
 from transformers import (
     Gemma4UnifiedAudioConfig,
     Gemma4UnifiedAudioFeatureExtractor,
@@ -55,9 +57,7 @@ SPECIALS = (
 )
 
 # A few merges so that common words become single tokens, as in a real BPE vocabulary.
-MERGES = (("h", "e"), ("t", "he"), ("Ġ", "the"), ("i", "n"), ("a", "n"), ("e", "r"), ("o", "n"), ("Ġ", "a"))
-GEMMA_MERGES = tuple(("▁" if left == "Ġ" else left, right) for left, right in MERGES)
-TOKENIZER_STYLES = ("byte_level", "gemma")
+MERGES = (("h", "e"), ("t", "he"), ("▁", "the"), ("i", "n"), ("a", "n"), ("e", "r"), ("o", "n"), ("▁", "a"))
 
 # Gemma 4 chat format: `<bos><|turn>system\n<|think|>...<turn|>\n<|turn>user\n...<turn|>\n<|turn>model\n`.
 # Thinking on puts `<|think|>` at the start of a system turn (emitted even without a system message);
@@ -98,12 +98,9 @@ CHAT_TEMPLATE = r"""
 """
 
 
-def build_tokenizer(style: str = "byte_level") -> PreTrainedTokenizerFast:
-    """A BPE tokenizer with the specials at ids 0..15. `style="byte_level"`: the 256 byte symbols,
-    then merges; `style="gemma"`: Gemma's own layout (see `_gemma_style_tokenizer`)."""
-    if style not in TOKENIZER_STYLES:
-        raise ValueError(f"unknown tokenizer style {style!r}; choose one of: {', '.join(TOKENIZER_STYLES)}")
-    raw = _gemma_style_tokenizer() if style == "gemma" else _byte_level_tokenizer()
+def build_tokenizer() -> PreTrainedTokenizerFast:
+    """A BPE tokenizer with the specials at ids 0..15, in Gemma's layout (`_gemma_style_tokenizer`)."""
+    raw = _gemma_style_tokenizer()
     raw.add_special_tokens(list(SPECIALS))
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=raw,
@@ -126,19 +123,6 @@ def build_tokenizer(style: str = "byte_level") -> PreTrainedTokenizerFast:
     return tokenizer
 
 
-def _byte_level_tokenizer() -> Tokenizer:
-    alphabet = pre_tokenizers.ByteLevel.alphabet()
-    vocab: dict[str, int] = {token: i for i, token in enumerate(SPECIALS)}
-    for symbol in sorted(alphabet):
-        vocab.setdefault(symbol, len(vocab))
-    for left, right in MERGES:
-        vocab.setdefault(left + right, len(vocab))
-    raw = Tokenizer(models.BPE(vocab=vocab, merges=list(MERGES), unk_token="<unk>"))
-    raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    raw.decoder = decoders.ByteLevel()
-    return raw
-
-
 def _gemma_style_tokenizer() -> Tokenizer:
     """Gemma's tokenizer layout, which llama.cpp's converter requires for gemma4: BPE with byte
     fallback (`<0x00>`..`<0xFF>`), spaces normalised to "▁", no pre-tokenizer, then printable
@@ -148,9 +132,9 @@ def _gemma_style_tokenizer() -> Tokenizer:
         vocab[f"<0x{byte:02X}>"] = len(vocab)
     for symbol in ["▁", "\n", *(chr(c) for c in range(33, 127))]:
         vocab.setdefault(symbol, len(vocab))
-    for left, right in GEMMA_MERGES:
+    for left, right in MERGES:
         vocab.setdefault(left + right, len(vocab))
-    raw = Tokenizer(models.BPE(vocab=vocab, merges=list(GEMMA_MERGES), unk_token="<unk>", byte_fallback=True))
+    raw = Tokenizer(models.BPE(vocab=vocab, merges=list(MERGES), unk_token="<unk>", byte_fallback=True))
     raw.normalizer = normalizers.Replace(" ", "▁")
     raw.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()])
     return raw
@@ -195,11 +179,9 @@ def build_config(tokenizer: PreTrainedTokenizerFast) -> Gemma4UnifiedConfig:
     )
 
 
-def build_tiny_gemma4(
-    seed: int = 0, tokenizer_style: str = "byte_level"
-) -> tuple[Gemma4UnifiedForConditionalGeneration, PreTrainedTokenizerFast]:
+def build_tiny_gemma4(seed: int = 0) -> tuple[Gemma4UnifiedForConditionalGeneration, PreTrainedTokenizerFast]:
     """The tiny model (eval mode, float32) and its tokenizer; the same `seed` gives the same weights."""
-    tokenizer = build_tokenizer(tokenizer_style)
+    tokenizer = build_tokenizer()
     config = build_config(tokenizer)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -224,27 +206,21 @@ def build_processor(tokenizer: PreTrainedTokenizerFast, max_soft_tokens: int = 2
     )
 
 
-def save_tiny_gemma4(
-    path: str | Path, seed: int = 0, with_processor: bool = True, tokenizer_style: str = "byte_level"
-) -> Path:
+def save_tiny_gemma4(path: str | Path, seed: int = 0, with_processor: bool = True) -> Path:
     """Save model, tokenizer and chat template to `path` (a directory HFBackend can load), and with
-    `with_processor` the processor too, so that `AutoProcessor.from_pretrained(path)` works."""
+    `with_processor` the processor too, so that `AutoProcessor.from_pretrained(path)` works.
+
+    The directory is ready for llama.cpp's converter as well: every Gemma 4 special token is listed
+    as special in tokenizer_config.json (llama.cpp parses only tokens the tokenizer lists as
+    special, e.g. `<|turn>`, as control tokens in prompts), and config.json is patched by
+    `patch_config_for_llama_cpp` (keys transformers ignores)."""
     path = Path(path)
-    model, tokenizer = build_tiny_gemma4(seed, tokenizer_style)
+    model, tokenizer = build_tiny_gemma4(seed)
     model.save_pretrained(path)
     if with_processor:
         build_processor(tokenizer).save_pretrained(path)  # saves the tokenizer with it
     else:
         tokenizer.save_pretrained(path)
-    return path
-
-
-def save_tiny_gemma4_gguf_ready(path: str | Path, seed: int = 0) -> Path:
-    """Save the tiny model (with processor) in a form llama.cpp's converter accepts: the Gemma-style
-    tokenizer with every Gemma 4 special token listed as special (llama.cpp parses only tokens
-    the tokenizer lists as special, e.g. `<|turn>`, as control tokens in prompts) and the config
-    patched by `patch_config_for_llama_cpp`."""
-    path = save_tiny_gemma4(path, seed, with_processor=True, tokenizer_style="gemma")
     tokenizer_config = path / "tokenizer_config.json"
     settings = json.loads(tokenizer_config.read_text())
     extra = settings.get("extra_special_tokens") or []
@@ -252,6 +228,12 @@ def save_tiny_gemma4_gguf_ready(path: str | Path, seed: int = 0) -> Path:
     tokenizer_config.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
     patch_config_for_llama_cpp(path)
     return path
+
+
+def save_tiny_gemma4_gguf_ready(path: str | Path, seed: int = 0) -> Path:
+    """The tiny model with its processor, for llama.cpp's converter: `save_tiny_gemma4`, which
+    every saved copy is (kept as a name for the converting callers)."""
+    return save_tiny_gemma4(path, seed, with_processor=True)
 
 
 def patch_config_for_llama_cpp(path: str | Path) -> None:

@@ -16,7 +16,7 @@ from evals.schema import MarginBackend, Message, Request, Sampling, TokenLevelBa
 from runners.hf import HFBackend, HFOptions, one_bos
 from runners.hf_generation import BatchSizer, SeededSampler, filter_logits, generate_with_backoff
 from runners.hf_loading import gguf_cache_root
-from runners.tiny_gemma4 import build_tiny_gemma4, save_tiny_gemma4
+from runners.tiny_gemma4 import build_tiny_gemma4, save_tiny_gemma4, save_tiny_gemma4_gguf_ready
 
 torch.set_num_threads(2)
 
@@ -106,6 +106,16 @@ def test_token_level_protocols(tiny: HFBackend) -> None:
     ids = tiny.render(chat("m", PROMPTS[2], Sampling()))
     greedy = tiny.greedy_ids(ids, 4)
     assert len(tiny.top2_margins(ids, greedy)) == len(greedy) + 1
+
+
+def test_every_saved_tiny_gemma4_is_the_one_llama_cpp_converts(tiny_dir: Path, tmp_path: Path) -> None:
+    """`builtin:tiny-gemma4` is saved by `save_tiny_gemma4` for transformers and by
+    `save_tiny_gemma4_gguf_ready` before llama.cpp's converter: one model, one tokenizer."""
+    ready = save_tiny_gemma4_gguf_ready(tmp_path / "ready")
+    names = sorted(p.name for p in tiny_dir.iterdir())
+    assert names == sorted(p.name for p in ready.iterdir()) and "tokenizer.json" in names
+    for name in names:
+        assert (tiny_dir / name).read_bytes() == (ready / name).read_bytes(), name
 
 
 # --- rendering ----------------------------------------------------------------------------
@@ -384,3 +394,38 @@ def test_smollm2_gguf_dequantized_once_equals_direct_load(
     assert cached.greedy_ids(ids, 8) == direct.greedy_ids(ids, 8)
     for backend in (direct, cached):
         backend.close()
+
+
+# --- the built-in tiny Gemma 4 on transformers and on llama.cpp --------------------------------
+
+
+@pytest.mark.slow
+def test_builtin_tiny_gemma4_renders_the_same_ids_on_hf_and_llamacpp(llama_server_binary: Path) -> None:
+    """`evals parity --a hf:builtin:tiny-gemma4 --b llamacpp:builtin:tiny-gemma4` compares one
+    model: every text request of the smoke card renders to the same prompt ids on both."""
+    from evals.models import resolve_model
+    from evals.planning import RunOptions, card_for, plan_row
+    from runners.llamacpp import LlamaCppBackend
+
+    options = RunOptions(card="smoke", model="builtin:tiny-gemma4", limit=3)
+    plans = [plan_row(row, options) for row in card_for(options).rows]
+    requests = [
+        r
+        for p in plans
+        for r in p.requests
+        if all(part.type == "text" for m in r.messages for part in m.content)
+    ]
+    assert {r.key.split("/")[0] for r in requests} >= {"mmlu_pro", "gpqa_diamond", "aime", "livecodebench"}
+    hf = HFBackend(resolve_model("builtin:tiny-gemma4", "hf"), progress=False)
+    llama = LlamaCppBackend(
+        resolve_model("builtin:tiny-gemma4", "llamacpp"),
+        server_binary=str(llama_server_binary),
+        progress=False,
+    )
+    try:
+        assert hf.prompt_bos() == llama.prompt_bos() is not None
+        for request in requests:
+            assert hf.render(request) == llama.render(request), request.key
+    finally:
+        llama.close()
+        hf.close()
