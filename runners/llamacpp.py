@@ -353,10 +353,10 @@ class LlamaCppBackend(OpenAIBackend):
         """Server version, weights identity (file name + quick digest), quantization (GGUF file
         type), chat template hash, projector and drafter identity, image budget, context per
         sequence (a smaller one cuts outputs short), whether the KV cache is unified (it changes
-        outputs) and `extra_args` (files among them by name and
-        digest); paths and the URL go under "location"."""
-        if self._fingerprint is None:
-            fingerprint = super().fingerprint()
+        outputs) and `extra_args` (files among them by name and digest); paths and the URL go
+        under "location"."""
+        fingerprint = super().fingerprint()  # computed once; extended here the first time
+        if "weights" not in fingerprint:
             fingerprint.update(
                 {
                     "weights": file_identity(self.model_path),
@@ -385,7 +385,7 @@ class LlamaCppBackend(OpenAIBackend):
                     **({"extra_args": list(self.extra_args)} if self.extra_args else {}),
                 }
             )
-        return self._fingerprint
+        return fingerprint
 
     def close(self) -> None:
         """Stop the server (idempotent)."""

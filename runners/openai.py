@@ -7,11 +7,12 @@ loop in a background thread; results reach the caller through a queue. Closing t
 cancels the requests still in flight.
 
 Failures stay per request: 429 (honouring Retry-After), 5xx, malformed JSON, dropped or refused
-connections and timeouts are retried with exponential backoff and jitter; a request that exhausts
-its retries, gets another 4xx (quoted in the error) or has unreadable media becomes an error
-Completion (finish_reason "timeout" when it ran out of time) and the run goes on. Once one request
-has spent its retries on refused connections (the server died), the others fail at their first
-refused connection instead of each waiting out its own retries; one that gets through resets this.
+connections and timeouts are retried with exponential backoff and jitter (`runners.http_retry`);
+a request that exhausts its retries, gets another 4xx (quoted in the error) or has unreadable
+media becomes an error Completion (finish_reason "timeout" when it ran out of time) and the run
+goes on. Once one request has spent its retries on refused connections (the server died), the
+others fail at their first refused connection instead of each waiting out its own retries; one
+that gets through resets this.
 
 `use_n=True` sends the repeats of one prompt (requests identical except for `repeat` and a seed
 that rises by one per repeat, as tasks build them) as one call with `n=k` and the first seed s.
@@ -79,14 +80,6 @@ DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 _MODEL_FIELDS = ("id", "owned_by", "meta", "max_model_len", "parent")
 _DONE = object()
-__all__ = [
-    "OpenAIBackend",
-    "OpenAIOptions",
-    "RequestFailed",
-    "RetryPolicy",
-    "Transient",
-    "retry_after_seconds",
-]
 
 
 @dataclass(frozen=True)
@@ -103,7 +96,9 @@ class OpenAIOptions(BackendOptions):
     timeout: float = option(600.0, "seconds one HTTP call may take before it is retried")
     max_retries: int = option(4, "retries of a call that failed transiently (429, 5xx, connection, timeout)")
     retry_backoff: float = option(1.0, "base of the exponential backoff between retries, in seconds")
-    use_n: bool = option(False, "send the repeats of one prompt as one call with n choices (see docs)")
+    use_n: bool = option(
+        False, "send the repeats of one prompt as one call with n choices (llama-server, vLLM)"
+    )
     extra_body: Mapping[str, Any] | str | None = option(
         None, 'JSON object merged into every request body, e.g. {"min_p": 0.05} (part of the fingerprint)'
     )
@@ -426,6 +421,7 @@ class OpenAIBackend:
             raise ValueError("response choices are not JSON objects; the server answered in an unknown shape")
         choices = choices[: job.n]
         usage = response.get("usage")
+        usages: Sequence[Any]
         if len(choices) == 1:
             usages = [usage]
         else:
@@ -459,7 +455,7 @@ def _extra_body(value: Mapping[str, Any] | str | None) -> dict[str, Any]:
     if isinstance(value, str):
         try:
             value = json.loads(value)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             raise ValueError(
                 f"extra_body is not valid JSON ({exc.msg}); pass a JSON object, e.g. '{{\"min_p\": 0.05}}'"
             ) from exc

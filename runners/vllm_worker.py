@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
@@ -168,7 +168,7 @@ class WorkerPool:
                 _reap(worker)
                 self._workers.pop(worker.index, None)
 
-    def _receive(self, worker: _Worker) -> Iterator[Completion]:
+    def _receive(self, worker: _Worker) -> Generator[Completion, None, bool]:
         """Handle what the worker sent (or its death); return True when its shard is over."""
         while True:
             try:

@@ -42,3 +42,23 @@ def test_think_tags_and_plain_text() -> None:
 def test_padding_and_several_end_markers_are_removed() -> None:
     out = split_output("<pad><pad><|channel>thought\nx<channel|>y<turn|>\n<eos><pad>")
     assert out.answer == "y"
+
+
+def test_error_completion_is_one_line_for_every_backend() -> None:
+    from evals.schema import Message, Request, Sampling
+    from runners.outputs import error_completion, error_message
+
+    request = Request(key="k/0", sample_id="k", repeat=0, sampling=Sampling(), messages=(Message.user("hi"),))
+    failed = error_completion(
+        request, RuntimeError("CUDA out of memory.\nTried to allocate 2 GiB"), prompt_tokens=7
+    )
+    assert (failed.key, failed.text, failed.finish_reason, failed.prompt_tokens) == ("k/0", "", "error", 7)
+    assert failed.error == "RuntimeError: CUDA out of memory."
+    assert error_message(ValueError()) == "ValueError"
+    assert len(error_message(ValueError("x" * 1000))) == 300
+    timed_out = error_completion(request, "no response within 5 s", seconds=5.0, timed_out=True)
+    assert (timed_out.finish_reason, timed_out.error, timed_out.seconds) == (
+        "timeout",
+        "no response within 5 s",
+        5.0,
+    )

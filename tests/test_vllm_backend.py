@@ -519,3 +519,17 @@ def test_workers_that_cannot_load_a_large_shard_give_error_completions(tmp_path:
     finally:
         backend.close()
     assert all(c.finish_reason == "error" and "engine failed to load" in c.error for c in out.values())
+
+
+def test_worker_and_backend_do_not_import_each_other() -> None:
+    """The engine, its options and the chunk step live in runners.vllm_engine; the worker imports
+    that, never the backend module (which imports the worker)."""
+    import ast
+
+    def imported(module: str) -> set[str]:
+        tree = ast.parse((HERE.parent / "runners" / f"{module}.py").read_text())
+        names = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        return names | {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+
+    assert "runners.vllm" not in imported("vllm_worker") | imported("vllm_engine")
+    assert "runners.vllm_worker" not in imported("vllm_engine")
