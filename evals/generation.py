@@ -26,7 +26,7 @@ from rich.progress import (
 )
 
 from evals.cache import CompletionCache, cache_key
-from evals.schema import Backend, Completion, Request, stable_hash
+from evals.schema import Backend, Completion, Request, TokenProgress, stable_hash
 
 
 @dataclass
@@ -109,39 +109,35 @@ def _generate_pending(
     label: str,
     fresh: bool,
 ) -> None:
+    """Generate one request per cache key in `pending`; cache each completion as it arrives and copy
+    it to every request of its group."""
     cache_key_of = {request.key: ckey for ckey, request in pending.items()}
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        disable=not show_progress,
-    )
     started = time.perf_counter()
-    with progress:
-        bar = progress.add_task(label, total=len(pending), rate="")
-        for completion in backend.generate(list(pending.values())):
-            ckey = cache_key_of.get(completion.key)
-            if ckey is None or completion.key in results:
-                raise RuntimeError(
-                    f"backend returned an unexpected or repeated completion '{completion.key}'"
-                )
-            group = by_cache_key[ckey]
-            if completion.error is None:
-                cache.put(ckey, mhash, completion, replace_existing=fresh)
-                stats.generated += 1
-            else:
-                stats.failed += 1
-            stats.shared += len(group) - 1
-            for request in group:
-                results[request.key] = replace(completion, key=request.key)
-            stats.completion_tokens += completion.completion_tokens
-            stats.seconds = time.perf_counter() - started
-            progress.update(bar, advance=1, rate=f"{stats.tokens_per_second:.1f} tok/s")
+    with _Bar(label, len(pending), show_progress, started) as bar:
+        listener = backend if isinstance(backend, TokenProgress) and show_progress else None
+        if listener is not None:
+            listener.on_tokens(bar.tokens)
+        try:
+            for completion in backend.generate(list(pending.values())):
+                ckey = cache_key_of.get(completion.key)
+                if ckey is None or completion.key in results:
+                    raise RuntimeError(
+                        f"backend returned an unexpected or repeated completion '{completion.key}'"
+                    )
+                if completion.error is None:
+                    cache.put(ckey, mhash, completion, replace_existing=fresh)
+                    stats.generated += 1
+                else:
+                    stats.failed += 1
+                group = by_cache_key[ckey]
+                stats.shared += len(group) - 1
+                for request in group:
+                    results[request.key] = replace(completion, key=request.key)
+                stats.completion_tokens += completion.completion_tokens
+                bar.completed(stats.completion_tokens)
+        finally:
+            if listener is not None:
+                listener.on_tokens(None)
     stats.seconds = time.perf_counter() - started
     for ckey, first in pending.items():  # a backend that silently drops a request must not lose it
         if first.key in results:
@@ -152,6 +148,46 @@ def _generate_pending(
             )
         stats.failed += 1
         stats.shared += len(by_cache_key[ckey]) - 1
+
+
+class _Bar:
+    """A progress bar over completions that also shows tokens generated so far and their rate,
+    including tokens a backend reports while a batch is still running (schema.TokenProgress)."""
+
+    def __init__(self, label: str, total: int, show: bool, started: float) -> None:
+        self.started = started
+        self.streamed = 0
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            disable=not show,
+        )
+        self.task = self.progress.add_task(label, total=total, rate="")
+
+    def __enter__(self) -> _Bar:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(None, None, None)
+
+    def tokens(self, count: int) -> None:
+        self.streamed += count
+        self._show(advance=0)
+
+    def completed(self, tokens_so_far: int) -> None:
+        self.streamed = max(self.streamed, tokens_so_far)
+        self._show(advance=1)
+
+    def _show(self, advance: int) -> None:
+        rate = self.streamed / max(time.perf_counter() - self.started, 1e-9)
+        self.progress.update(self.task, advance=advance, rate=f"{self.streamed} tokens, {rate:.1f} tok/s")
 
 
 def _first_duplicate(requests: Sequence[Request]) -> str | None:

@@ -293,7 +293,7 @@ class SampleRecord:
     request_key: str
     prompt_id: str
     category: str | None
-    raw: str
+    raw: str | None  # the full decoded output (special tokens kept); None when it equals `answer`
     reasoning: str | None
     answer: str
     extracted: str | None
@@ -309,6 +309,11 @@ class SampleRecord:
     details: dict[str, Any] = field(default_factory=dict)
     followup: FollowupRecord | None = None
     format_version: str = FORMAT_VERSION
+
+    @property
+    def output(self) -> str:
+        """The full output as the model produced it."""
+        return self.answer if self.raw is None else self.raw
 
     def to_json(self) -> dict[str, Any]:
         return cast(dict[str, Any], to_json(self))

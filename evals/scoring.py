@@ -142,6 +142,8 @@ def score_all(
         scores = [_score_one(task, *item) for item in items]
     categories = {s.id: s.category for s in samples}
     corpus = task.corpus_metrics(list(samples), scores) if isinstance(task, CorpusTask) else None
+    if task.headline == "corpus" and corpus and corpus.get("metric"):
+        metric = str(corpus["metric"])  # the row's number is that corpus metric (e.g. bleu)
     return TaskResult(
         label=label or task.name,
         task=task,
@@ -207,7 +209,7 @@ def sample_records(result: TaskResult, prompts: PromptStore) -> list[SampleRecor
                 request_key=request.key,
                 prompt_id=prompts.add(request),
                 category=sample.category,
-                raw=completion.raw,
+                raw=None if completion.raw == completion.text else completion.raw,
                 reasoning=completion.reasoning,
                 answer=completion.text,
                 extracted=score.extracted,
