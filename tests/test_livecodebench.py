@@ -729,6 +729,7 @@ def test_the_orchestrator_scores_through_score_many(problems):
 def test_generations_are_rescored_through_evals_score(tmp_path):
     """A generations file keyed by question_id, two repeats each (right, then wrong), through the CLI."""
     from evals.cli import main
+    from evals.run_dir import load_run_dir
 
     right = {
         "smoke_sum": "a, b = map(int, input().split())\nprint(a + b)",
@@ -749,7 +750,7 @@ def test_generations_are_rescored_through_evals_score(tmp_path):
         )
         == 0
     )
-    row = json.loads((out / "results.json").read_text())["rows"][0]
-    assert row["n_scores"] == 8 and row["value"] == 3 / 8  # countPairs' "return 0" fails its tests
-    assert row["extra_metrics"]["pass@2"]["value"] == 3 / 4
-    assert row["flags"] == {"runtime_error": 2, "wrong_answer": 3}  # no class Solution: runtime error
+    row = load_run_dir(out).results.scored[0]
+    assert row.summary.n_scores == 8 and row.summary.value == 3 / 8  # countPairs' "return 0" fails its tests
+    assert row.extra_metrics["pass@2"].value == 3 / 4
+    assert row.summary.flags == {"runtime_error": 2, "wrong_answer": 3}  # no class Solution: runtime error
