@@ -370,7 +370,7 @@ def _decode(hint: Any, value: Any) -> Any:
         return [_decode(item, v) for v in value]
     if origin is tuple:
         parts = get_args(hint)
-        if len(parts) == 2 and args[1] is Ellipsis:
+        if len(parts) == 2 and parts[1] is Ellipsis:
             return tuple(_decode(parts[0], v) for v in value)
         return tuple(_decode(a, v) for a, v in zip(parts, value, strict=True))
     if origin is dict:

@@ -4,13 +4,14 @@ rows without a task as "not yet available", and the run directory records the pr
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 from evals import registry
 from evals.cli import main
+from evals.records import Setting, UnavailableRow
+from evals.run_dir import load_run_dir
 from runners.tiny_gemma4 import save_tiny_gemma4
 
 TEXT_TASKS = {"mmlu_pro", "aime", "gpqa_diamond", "livecodebench"}
@@ -50,35 +51,42 @@ def test_report_lists_all_six_rows(card_run: tuple[Path, str]) -> None:
 
 def test_run_records_protocol_and_evidence(card_run: tuple[Path, str]) -> None:
     out, _ = card_run
-    row = json.loads((out / "results.json").read_text())["rows"][0]
-    assert row["published"] == 77.2 and row["n_samples"] == 4 and row["n_scores"] == 8
-    assert row["settings"]["thinking"] == {
-        "value": True, "evidence": "inferred",
-        "note": "the comparison column is labelled 'Gemma 3 27B (no think)', implying Gemma 4 ran with thinking",
-    }  # fmt: skip
-    assert row["settings"]["max_tokens"]["evidence"] == "overridden"
-    assert row["settings"]["repeats"] == {"value": 2, "evidence": "overridden", "note": "card: 1"}
+    run = load_run_dir(out)
+    row = run.results.scored[0]
+    assert row.published == 77.2 and row.summary.n_samples == 4 and row.summary.n_scores == 8
+    assert row.settings["thinking"] == Setting(
+        True, "inferred",
+        "the comparison column is labelled 'Gemma 3 27B (no think)', implying Gemma 4 ran with thinking",
+    )  # fmt: skip
+    assert row.settings["max_tokens"].evidence == "overridden"
+    assert row.settings["repeats"] == Setting(2, "overridden", "card: 1")
+    assert row.protocol.repeats == 2 and row.protocol.sampling["max_tokens"] == 6
+    assert row.cost is not None and row.cost.requests == 8
     # with 6 new tokens the tiny model never answers: every completion is truncated or unparsed
-    assert row["rates"]["truncated"] + row["rates"]["unparsed"] == 1.0
-    assert row["verdict"]["label"] in {"unclear", "below"}
-    run = json.loads((out / "run.json").read_text())
-    assert run["card"]["name"] == "gemma-4-12b-it" and len(run["card"]["sha256"]) == 64
-    assert run["model_fingerprint"]["model_class"] == "Gemma4UnifiedForConditionalGeneration"
-    assert run["model_fingerprint"]["max_soft_tokens"] == 1120  # the card's MMMU-Pro image budget
-    available = [t["task"] for t in run["tasks"] if "unavailable" not in t]
+    assert row.summary.rate("truncated") + row.summary.rate("unparsed") == 1.0
+    assert row.verdict.label in {"unclear", "below"}
+    assert run.run.card is not None and run.run.card["name"] == "gemma-4-12b-it"
+    assert len(run.run.card["sha256"]) == 64
+    fingerprint = run.run.models[0].fingerprint
+    assert fingerprint["model_class"] == "Gemma4UnifiedForConditionalGeneration"
+    assert fingerprint["max_soft_tokens"] == 1120  # the card's MMMU-Pro image budget
+    assert run.run.models[0].size_bytes and run.run.models[0].peak_rss_bytes
+    available = [t.task for t in run.run.tasks if t.unavailable is None]
     assert available == [t for t in ["mmlu_pro", "aime", "livecodebench", "gpqa_diamond", "mmmu_pro", "covost2"]
                          if t in registry.TASKS]  # fmt: skip
-    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
-    assert len(samples) == len(available) * 4 * 2 and {s["repeat"] for s in samples} == {0, 1}
-    aime = json.loads((out / "results.json").read_text())["rows"][1]
-    assert aime["task"] == "aime" and set(aime["extra_metrics"]) == {"pass@2", "maj@2"}
-    first_roles = {s["task"]: s["prompt"][0]["role"] for s in samples if s["task"] in TEXT_TASKS}
+    samples = run.samples
+    assert len(samples) == len(available) * 4 * 2 and {s.repeat for s in samples} == {0, 1}
+    aime = run.results.scored[1]
+    assert aime.task == "aime" and set(aime.extra_metrics) == {"pass@2", "maj@2"}
+    first_roles = {s.task: run.prompts[s.prompt_id][0]["role"] for s in samples if s.task in TEXT_TASKS}
     assert first_roles == {
         "mmlu_pro": "user",
         "aime": "user",
         "gpqa_diamond": "user",
         "livecodebench": "system",
     }
+    covost = run.results.scored[-1]
+    assert covost.task == "covost2" and covost.metric == "bleu"
 
 
 def test_a_row_whose_task_does_not_exist_is_listed_not_dropped(tmp_path: Path) -> None:
@@ -93,7 +101,7 @@ def test_a_row_whose_task_does_not_exist_is_listed_not_dropped(tmp_path: Path) -
             "--output", str(out), "--no-progress"]  # fmt: skip
     assert main(args) == 0
     report = (out / "report.md").read_text()
-    assert "| Some future benchmark | 12.3 | not yet available |" in report
-    rows = json.loads((out / "results.json").read_text())["rows"]
-    assert rows[1] == {"label": "Some future benchmark", "task": "future_bench", "published": 12.3,
-                       "unavailable": "task 'future_bench' is not implemented yet"}  # fmt: skip
+    assert "| Some future benchmark | — | 12.3 | not yet available |" in report
+    rows = load_run_dir(out).results.rows
+    assert rows[1] == UnavailableRow("Some future benchmark", "future_bench", 12.3,
+                                     "task 'future_bench' is not implemented yet")  # fmt: skip

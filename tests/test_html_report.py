@@ -5,20 +5,23 @@ from __future__ import annotations
 
 import html
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from evals.cli import main
+from evals.records import Results
+from evals.run_dir import load_run_dir
 from reports.html import REDACTED, render_html
 from tasks.mmlu_pro import MMLUPro
 
 
-def scored_run(tmp_path: Path) -> Path:
+def scored_run(tmp_path: Path, noise: str = "") -> Path:
     samples = MMLUPro().load("builtin")
     predictions = tmp_path / "predictions.jsonl"
     with predictions.open("w") as handle:
         for i, sample in enumerate(samples):
             answer = sample.target if i % 2 else "none of these"
-            handle.write(json.dumps({"id": sample.id, "response": f"The answer is ({answer})"}) + "\n")
+            handle.write(json.dumps({"id": sample.id, "response": f"{noise}The answer is ({answer})"}) + "\n")
     out = tmp_path / "run"
     assert (
         main(["score", str(predictions), "--task", "mmlu_pro", "--data", "builtin", "--output", str(out)])
@@ -43,11 +46,17 @@ def test_redaction_by_request_and_by_task(tmp_path: Path) -> None:
     page = (out / "report.html").read_text()
     assert first_question not in page and html.escape(REDACTED) in page
     # a task whose rows must stay out of plain text is redacted unless the user says otherwise
-    results = json.loads((out / "results.json").read_text())
-    rows = [dict(results["rows"][0], public_text=False)]
-    records = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
-    assert first_question not in render_html({}, rows, records)
-    assert first_question in render_html({}, rows, records, redact=False)
+    run = load_run_dir(out)
+    private = Results(run.results.header, [replace(run.results.scored[0], public_text=False)])
+    assert first_question not in render_html(private, run.samples, run.prompts)
+    assert first_question in render_html(private, run.samples, run.prompts, redact=False)
+
+
+def test_control_characters_in_model_output_are_escaped(tmp_path: Path) -> None:
+    out = scored_run(tmp_path, noise="\x00\x1b[31m")
+    page = (out / "report.html").read_text()
+    assert "\x00" not in page and "\x1b" not in page
+    assert "\\x00\\x1b[31m" in page
 
 
 def test_report_of_a_missing_run_directory_is_one_clear_error(tmp_path: Path, capsys) -> None:
