@@ -173,7 +173,9 @@ def _add_score(sub: Any) -> None:
     score.add_argument("--data", action="append", default=[], metavar="[TASK=]PATH",
                        help="local data instead of the hub: a file, directory or glob, or 'builtin' for the "
                             "offline smoke set; TASK= may name the scored task")  # fmt: skip
-    score.add_argument("--output", type=Path, metavar="DIR", help="write a run directory here")
+    score.add_argument(
+        "--output", type=Path, metavar="DIR", help="run directory (default: runs/score-TASK-TIMESTAMP)"
+    )
     _add_redact_option(score)
     score.set_defaults(handler=_cmd_score)
 
