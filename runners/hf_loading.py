@@ -281,7 +281,7 @@ def _gguf_loading(path: Path, progress: bool) -> Iterator[None]:
     from transformers import modeling_gguf_pytorch_utils as gguf_loader
 
     real_reader, real_bar = gguf.GGUFReader, gguf_loader.tqdm
-    target, parsed = os.path.realpath(path), []
+    target, parsed = os.path.realpath(path), list[Any]()
 
     def shared_reader(file: Any, *args: Any, **kwargs: Any) -> Any:
         if args or kwargs or os.path.realpath(file) != target:
@@ -290,10 +290,11 @@ def _gguf_loading(path: Path, progress: bool) -> Iterator[None]:
             parsed.append(real_reader(file))
         return parsed[0]
 
-    gguf.GGUFReader = shared_reader
+    setattr(gguf, "GGUFReader", shared_reader)  # noqa: B010 (a module attribute, restored below)
     if not progress:
         gguf_loader.tqdm = functools.partial(real_bar, disable=True)
     try:
         yield
     finally:
-        gguf.GGUFReader, gguf_loader.tqdm = real_reader, real_bar
+        setattr(gguf, "GGUFReader", real_reader)  # noqa: B010
+        gguf_loader.tqdm = real_bar

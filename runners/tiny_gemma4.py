@@ -247,7 +247,7 @@ def patch_config_for_llama_cpp(path: str | Path) -> None:
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
-def _full_attention_head_dim(text_config: dict) -> int:
+def _full_attention_head_dim(text_config: dict[str, Any]) -> int:
     per_layer = text_config.get("per_layer_config") or {}
     for index, layer_type in enumerate(text_config.get("layer_types", [])):
         layer = per_layer.get(str(index), {})
