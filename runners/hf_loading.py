@@ -231,9 +231,10 @@ def gguf_cache_root() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "evals" / "hf-gguf"
 
 
-def dequantized_gguf(path: Path, model_id: str, dtype: torch.dtype, progress: bool) -> Path:
+def dequantized_gguf(path: Path, model_id: str, dtype: torch.dtype, progress: bool) -> Path | None:
     """The safetensors folder holding `path` dequantized to `dtype`, written on first use (aside,
-    then renamed into place, so a concurrent run never sees half of it)."""
+    then renamed into place, so a concurrent run never sees half of it). None when transformers
+    keeps this architecture's weights packed (its own GGUF kernels): that is loaded directly."""
     dtype_name = str(dtype).removeprefix("torch.")
     key = quick_digest([path])
     folder = gguf_cache_root() / (
@@ -245,6 +246,8 @@ def dequantized_gguf(path: Path, model_id: str, dtype: torch.dtype, progress: bo
     shutil.rmtree(staging, ignore_errors=True)
     try:
         loaded = _load(model_id, ModelSource(str(path.parent), path.name, True), None, dtype, "cpu", progress)
+        if not _plain_weights(loaded.model):
+            return None
         _save_dequantized(loaded, staging, {"gguf_file": path.name, "quick_sha256": key, "dtype": dtype_name})
         staging.rename(folder)
     except OSError:
@@ -253,6 +256,15 @@ def dequantized_gguf(path: Path, model_id: str, dtype: torch.dtype, progress: bo
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return folder
+
+
+def _plain_weights(model: Any) -> bool:
+    """Whether `model` holds the weights of its plain architecture (names and shapes of a fresh
+    model from its config), so that a safetensors copy loads back into it."""
+    with torch.device("meta"):
+        fresh = type(model)(model.config)
+    expected = {name: tuple(t.shape) for name, t in fresh.state_dict().items()}
+    return expected == {name: tuple(t.shape) for name, t in model.state_dict().items()}
 
 
 def _save_dequantized(loaded: LoadedModel, folder: Path, source: dict[str, str]) -> None:
