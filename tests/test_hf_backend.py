@@ -423,9 +423,12 @@ def test_builtin_tiny_gemma4_renders_the_same_ids_on_hf_and_llamacpp(llama_serve
         progress=False,
     )
     try:
-        assert hf.prompt_bos() == llama.prompt_bos() is not None
+        bos = hf.prompt_bos()
+        assert bos is not None
         for request in requests:
-            assert hf.render(request) == llama.render(request), request.key
+            ids = hf.render(request)
+            assert ids == llama.render(request), request.key
+            assert ids[0] == bos and ids.count(bos) == 1
     finally:
         llama.close()
         hf.close()
