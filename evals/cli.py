@@ -324,14 +324,25 @@ def _cmd_run(args: argparse.Namespace) -> int:
         redact=args.redact_questions,
     )
     outcome = run(options)
-    print(outcome.report)
-    print(f"run directory: {outcome.out_dir}", file=sys.stderr)
     info = outcome.run_info.generation
-    print(
-        f"completions: {info.cached} cached, {info.generated} generated, {info.failed} failed",
-        file=sys.stderr,
+    _print_summary(
+        outcome.results,
+        outcome.out_dir,
+        f"completions: {info.cached} cached, {info.generated} generated, {info.failed} failed, "
+        f"{info.shared} shared with an identical prompt",
     )
     return 0
+
+
+def _print_summary(results: Any, out_dir: Path, *notes: str) -> None:
+    """The card table, then where the run directory and its reports are (details stay in the files)."""
+    from reports.markdown import render_summary
+
+    print(render_summary(results))
+    for note in notes:
+        print(note)
+    print(f"run directory: {out_dir}")
+    print(f"reports: {out_dir / 'report.md'}  {out_dir / 'report.html'}")
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
@@ -349,7 +360,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
             redact=args.redact_questions,
         )
     )
-    print(outcome.report)
+    _print_summary(outcome.results, outcome.out_dir)
     if outcome.missing_samples:
         print(
             f"note: {outcome.missing_samples} dataset samples have no prediction and were not scored",
@@ -364,9 +375,10 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from evals.run_dir import rewrite_reports
+    from evals.run_dir import load_run_dir, rewrite_reports
 
-    print(rewrite_reports(args.run_dir, redact=args.redact_questions))
+    rewrite_reports(args.run_dir, redact=args.redact_questions)
+    _print_summary(load_run_dir(args.run_dir).results, args.run_dir)
     return 0
 
 

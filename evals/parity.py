@@ -34,7 +34,15 @@ from evals import registry
 from evals.cache import CompletionCache, default_cache_path
 from evals.generation import generate_all
 from evals.models import resolve_model
-from evals.planning import PlannedRow, RunOptions, backend_options, card_for, plan_row
+from evals.planning import (
+    PlannedRow,
+    RunOptions,
+    backend_options,
+    card_for,
+    check_model_spec,
+    check_task_inputs,
+    plan_row,
+)
 from evals.schema import Backend, Completion, MarginBackend, Request, TokenLevelBackend, iter_parts
 
 EXAMPLES_KEPT = 3
@@ -166,6 +174,7 @@ def run_parity(options: ParityOptions) -> ParityReport:
         tasks=options.tasks,
         variant=options.variant,
         model=options.a.model,
+        task_options=options.task_options,
         data=options.data,
         limit=options.limit,
         repeats=1,
@@ -173,6 +182,11 @@ def run_parity(options: ParityOptions) -> ParityReport:
         | ({"max_tokens": options.answer_max_tokens} if options.answer_max_tokens else {}),
     )
     card = card_for(run_options)
+    check_task_inputs(card, run_options)
+    for side in (options.a, options.b):  # each side's backend options and model, before anything loads
+        backend_options(side.backend, dict(side.options), card.rows, show_progress=False, resolve=False)
+        if side.backend != "openai":
+            check_model_spec(side.model)
     plans = [p for p in (plan_row(row, run_options) for row in card.rows) if p.task is not None]
     requests = [r for p in plans for r in p.requests]
     rows = {p.row.label: RowParity(p.row.label, p.row.task) for p in plans}

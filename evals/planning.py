@@ -87,6 +87,16 @@ def select_rows(card: Card, wanted: list[str]) -> Card:
 
 def check_inputs(card: Card, options: RunOptions) -> None:
     """Every input named on the command line, checked before anything slow happens."""
+    check_task_inputs(card, options)
+    for row in card.rows:
+        backend_name = options.backend or row.backend or card.backend
+        backend_options(backend_name, options.backend_options, card.rows, show_progress=True, resolve=False)
+        if backend_name != "openai":  # a server's model name is not a path
+            check_model_spec(options.model or row.model or card.model)
+
+
+def check_task_inputs(card: Card, options: RunOptions) -> None:
+    """Task options, variant, data paths, cache and output of a run (no backend or model)."""
     check_task_options(card, options.task_options)
     if options.variant is not None:
         for row in card.rows:
@@ -96,11 +106,6 @@ def check_inputs(card: Card, options: RunOptions) -> None:
         if source != "builtin" and not _source_exists(source):
             where = "--data" if task == "*" else f"--data {task}="
             raise ValueError(f"{where}{source}: no such file, directory or glob; pass local data files")
-    for row in card.rows:
-        backend_name = options.backend or row.backend or card.backend
-        backend_options(backend_name, options.backend_options, card.rows, show_progress=True, resolve=False)
-        if backend_name != "openai":  # a server's model name is not a path
-            check_model_spec(options.model or row.model or card.model)
     if options.cache is not None and options.cache.is_dir():
         raise ValueError(
             f"--cache {options.cache} is a directory; pass the SQLite file to use (e.g. {options.cache}/completions.sqlite)"

@@ -67,6 +67,7 @@ def read_predictions(path: Path) -> list[Prediction]:
 @dataclass
 class ScoreOutcome:
     result: TaskResult
+    results: Results
     out_dir: Path
     report: str
     gold_mismatches: list[tuple[str, Any, Any]]  # (id, answer in predictions, answer in dataset)
@@ -146,4 +147,4 @@ def score(options: ScoreOptions) -> ScoreOutcome:
     )
     out_dir = options.output or Path("runs") / f"score-{options.task}-{time.strftime('%Y%m%d-%H%M%S')}"
     report = write_run(out_dir, run_info, results, records, prompts, redact=options.redact)
-    return ScoreOutcome(result, out_dir, report, mismatches, len(samples) - len(scored))
+    return ScoreOutcome(result, results, out_dir, report, mismatches, len(samples) - len(scored))

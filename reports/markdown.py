@@ -33,6 +33,13 @@ def render_report(results: Results) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_summary(results: Results) -> str:
+    """What a terminal shows after a run: the title and the card table (the details stay in the files)."""
+    return (
+        "\n".join([f"# {results.header.title or 'Evaluation report'}", "", *card_table(results.rows)]) + "\n"
+    )
+
+
 TABLE_NOTE = (
     "Ours: the row's metric (accuracy: mean over samples, repeats averaged per sample; BLEU: macro corpus "
     "BLEU over language pairs); CI: 95% bootstrap over samples; verdict *reproduced* when the published "

@@ -423,8 +423,8 @@ def _score(sample: Sample, repeat: int, code: str, result: Grade) -> Score:
     }
     if result.passed:
         return Score(sample.id, repeat, Outcome.CORRECT, 1.0, digest, details)
-    flags = (result.first_failure["verdict"],) if result.first_failure else ()
-    return Score(sample.id, repeat, Outcome.WRONG, 0.0, digest, details, flags)
+    # Why it failed (details["first_failure"]["verdict"]) is part of the wrong outcome, not a flag.
+    return Score(sample.id, repeat, Outcome.WRONG, 0.0, digest, details)
 
 
 class _Problems:

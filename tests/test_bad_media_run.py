@@ -13,6 +13,7 @@ import soundfile
 from PIL import Image
 
 from evals.cli import main
+from evals.run_dir import load_run_dir
 
 
 def wav(path: Path, seconds: float, rate: int) -> str:
@@ -39,15 +40,16 @@ def test_bad_clips_are_counted_errors_and_the_run_goes_on(tmp_path: Path) -> Non
             "--data", str(data), "--max-tokens", "4", "--cache", str(tmp_path / "c.sqlite"), "--output", str(out),
             "--no-progress"]  # fmt: skip
     assert main(args) == 0
-    records = {r["id"]: r for r in map(json.loads, (out / "samples.jsonl").read_text().splitlines())}
-    errors = {k.split("/")[-1]: r["error"] for k, r in records.items() if r["outcome"] == "error"}
+    run = load_run_dir(out)
+    records = {r.id: r for r in run.samples}
+    errors = {k.split("/")[-1]: r.error for k, r in records.items() if r.outcome == "error"}
     assert set(errors) == {"long", "corrupt", "missing"}
-    assert "31.0 s" in errors["long"] and "missing.wav" in errors["missing"]
-    assert records["fr_en/good"]["error"] is None and records["fr_en/rate"]["error"] is None
+    assert "31.0 s" in str(errors["long"]) and "missing.wav" in str(errors["missing"])
+    assert records["fr_en/good"].error is None and records["fr_en/rate"].error is None
     # 1 s of audio is 25 soft tokens whatever the file's rate: the same prompt length for both
-    assert records["fr_en/good"]["prompt_tokens"] == records["fr_en/rate"]["prompt_tokens"]
-    row = json.loads((out / "results.json").read_text())["rows"][0]
-    assert row["outcomes"]["error"] == 3 and abs(row["rates"]["error"] - 0.6) < 1e-9
+    assert records["fr_en/good"].prompt_tokens == records["fr_en/rate"].prompt_tokens
+    summary = run.results.scored[0].summary
+    assert summary.outcomes["error"] == 3 and abs(summary.rate("error") - 0.6) < 1e-9
     assert "| 60.0% |" in (out / "report.md").read_text()  # the errors column of the card table
 
 
@@ -69,6 +71,6 @@ def test_a_corrupt_image_is_that_sample_s_error(tmp_path: Path) -> None:
             "--data", str(data / "standard.jsonl"), "--max-tokens", "4", "--cache", str(tmp_path / "c.sqlite"),
             "--output", str(out), "--no-progress"]  # fmt: skip
     assert main(args) == 0
-    records = {r["id"]: r for r in map(json.loads, (out / "samples.jsonl").read_text().splitlines())}
-    assert records["test_Art_1"]["outcome"] == "error" and "image" in records["test_Art_1"]["error"]
-    assert records["test_Art_0"]["error"] is None and records["test_Art_0"]["prompt_tokens"] > 20
+    records = {r.id: r for r in load_run_dir(out).samples}
+    assert records["test_Art_1"].outcome == "error" and "image" in str(records["test_Art_1"].error)
+    assert records["test_Art_0"].error is None and records["test_Art_0"].prompt_tokens > 20

@@ -87,7 +87,7 @@ def test_score_takes_task_options_as_task_opt(
     ]
     assert evals(capsys, *base, "--output", str(plain))[0] == 0
     code, out, _ = evals(capsys, *base, "--task-opt", "guess_unparsed=true", "--output", str(credited))
-    assert code == 0 and "random-guess credit" in out
+    assert code == 0 and "random-guess credit" in (credited / "report.md").read_text()
     assert results_of(plain).summary.outcomes == results_of(credited).summary.outcomes
     assert results_of(plain).summary.outcomes["unparsed"] == 1
     assert results_of(plain).accuracy_with_guess_credit is None
@@ -134,8 +134,8 @@ def test_run_fresh_regenerates_and_stores(
     assert evals(capsys, *run_args(stub, cache, tmp_path / "cached"))[0] == 0
     assert generation(tmp_path / "cached") == (2, 0)
     calls = sum(stub.calls.values())
-    code, _, err = evals(capsys, *run_args(stub, cache, tmp_path / "fresh"), "--fresh")
-    assert code == 0 and "0 cached, 2 generated" in err
+    code, out, _ = evals(capsys, *run_args(stub, cache, tmp_path / "fresh"), "--fresh")
+    assert code == 0 and "0 cached, 2 generated" in out
     assert generation(tmp_path / "fresh") == (0, 2) and sum(stub.calls.values()) == calls + 2
     assert evals(capsys, *run_args(stub, cache, tmp_path / "after"))[0] == 0
     assert generation(tmp_path / "after") == (2, 0)

@@ -10,6 +10,7 @@ import json
 import os
 import pickle
 import zlib
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -564,7 +565,8 @@ def test_one_program_per_verdict(problems):
     }
     for name, verdict in expected.items():
         score = scores[name]
-        assert (score.outcome, score.value, score.flags) == (Outcome.WRONG, 0.0, (verdict,)), name
+        assert (score.outcome, score.value, score.flags) == (Outcome.WRONG, 0.0, ()), name
+        assert score.details["first_failure"]["verdict"] == verdict, name
         assert score.details["verdicts"] == [verdict, NOT_RUN, NOT_RUN], name
         assert score.details["first_failure"]["test"] == 0
     assert "ValueError: bad input" in scores["runtime"].details["first_failure"]["message"]
@@ -619,7 +621,11 @@ def test_functional_problems(problems):
     ]
     scores = run(task, [(samples["sort"], code) for code in programs])
     assert [s.outcome for s in scores] == [Outcome.CORRECT, Outcome.CORRECT, *[Outcome.WRONG] * 3]
-    assert [s.flags for s in scores[2:]] == [(WRONG_ANSWER,), (WRONG_ANSWER,), (RUNTIME_ERROR,)]
+    assert [s.details["first_failure"]["verdict"] for s in scores[2:]] == [
+        WRONG_ANSWER,
+        WRONG_ANSWER,
+        RUNTIME_ERROR,
+    ]
     two_args = "class Solution:\n    def countPairs(self, nums, target):\n        return sum(a + b == target for i, a in enumerate(nums) for b in nums[i + 1:])"
     assert run(task, [(samples["pairs"], two_args)])[0].outcome is Outcome.CORRECT
 
@@ -753,4 +759,7 @@ def test_generations_are_rescored_through_evals_score(tmp_path):
     row = load_run_dir(out).results.scored[0]
     assert row.summary.n_scores == 8 and row.summary.value == 3 / 8  # countPairs' "return 0" fails its tests
     assert row.extra_metrics["pass@2"].value == 3 / 4
-    assert row.summary.flags == {"runtime_error": 2, "wrong_answer": 3}  # no class Solution: runtime error
+    assert row.summary.flags == {}  # failing verdicts are the wrong outcome's details, not flags
+    run = load_run_dir(out)
+    verdicts = Counter(s.details["first_failure"]["verdict"] for s in run.samples if s.outcome == "wrong")
+    assert verdicts == {"runtime_error": 2, "wrong_answer": 3}  # no class Solution: runtime error

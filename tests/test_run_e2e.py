@@ -5,7 +5,6 @@ resumes without generating any completion twice or losing one."""
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import signal
 import sqlite3
@@ -15,6 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
+
+from evals.records import SampleRecord
+from evals.run_dir import load_run_dir
 
 pytestmark = [
     pytest.mark.slow,
@@ -62,9 +64,8 @@ def cache_rows(cache: Path) -> list[tuple]:
         return []
 
 
-def samples(out: Path) -> list[dict]:
-    records = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
-    return sorted(records, key=lambda r: (r["id"], r["repeat"]))
+def samples(out: Path) -> list[SampleRecord]:
+    return sorted(load_run_dir(out).samples, key=lambda r: (r.id, r.repeat))
 
 
 @pytest.fixture(scope="module")
@@ -87,23 +88,25 @@ def test_smoke_card_report(uninterrupted: tuple[Path, str]) -> None:
         "CoVoST 2 (built-in clips, tiny random Gemma 4)",
     ):
         assert f"| {label} |" in stdout  # the report is printed
-    for name in ("run.json", "samples.jsonl", "results.json", "report.md", "report.html"):
+    for name in ("run.json", "samples.jsonl", "prompts.jsonl", "results.json", "report.md", "report.html"):
         assert (out / name).is_file()
+    assert str(out / "report.html") in stdout  # where to look next is printed
     records = samples(out)
     assert len(records) == TOTAL
-    assert all(r["outcome"] in {"correct", "wrong", "unparsed", "truncated"} for r in records)
-    assert all(r["raw"] and r["completion_tokens"] > 0 and r["prompt_tokens"] > 0 for r in records)
-    run = json.loads((out / "run.json").read_text())
-    assert run["model_fingerprint"]["backend"] == "hf"
-    assert [m["fingerprint"]["model_class"] for m in run["models"]] == [
+    assert all(r.outcome in {"correct", "wrong", "unparsed", "truncated"} for r in records)
+    assert all(r.output and r.completion_tokens > 0 and r.prompt_tokens > 0 for r in records)
+    run = load_run_dir(out).run
+    assert [m.backend for m in run.models] == ["hf", "hf"]
+    assert [m.fingerprint["model_class"] for m in run.models] == [
         "LlamaForCausalLM", "Gemma4UnifiedForConditionalGeneration"
     ]  # fmt: skip
-    assert not any(r["error"] for r in records)  # the built-in images and clips all go through
-    assert run["generation"]["generated"] == TOTAL and run["generation"]["cached"] == 0
-    assert "git" in run["environment"] and "transformers" in run["environment"]["packages"]
-    rows = json.loads((out / "results.json").read_text())["rows"]
-    assert [r["n_samples"] for r in rows] == [6, 6, 5, 4, 6, 4]
-    assert all(r["ci95"][0] <= r["value"] <= r["ci95"][1] for r in rows)
+    assert not any(r.error for r in records)  # the built-in images and clips all go through
+    assert run.generation.generated == TOTAL and run.generation.cached == 0
+    assert "git" in run.environment and "transformers" in run.environment["packages"]
+    rows = load_run_dir(out).results.scored
+    assert [r.summary.n_samples for r in rows] == [6, 6, 5, 4, 6, 4]
+    assert all(r.summary.ci95[0] <= r.summary.value <= r.summary.ci95[1] for r in rows)
+    assert all(r.cost is not None and r.cost.generated == r.summary.n_scores for r in rows)
 
 
 def test_sigkill_midway_then_resume(uninterrupted: tuple[Path, str], tmp_path: Path) -> None:
@@ -125,16 +128,15 @@ def test_sigkill_midway_then_resume(uninterrupted: tuple[Path, str], tmp_path: P
     after = cache_rows(cache)
     assert len(after) == TOTAL
     assert set(before) <= set(after)  # earlier completions untouched: same text, same timestamp
-    generation = json.loads((tmp_path / "run" / "run.json").read_text())["generation"]
-    assert generation["cached"] == len(before)
-    assert generation["generated"] == TOTAL - len(before)  # nothing generated twice
+    generation = load_run_dir(tmp_path / "run").run.generation
+    assert generation.cached == len(before)
+    assert generation.generated == TOTAL - len(before)  # nothing generated twice
 
     clean_out, _ = uninterrupted
     keep = ("id", "raw", "answer", "extracted", "outcome", "completion_tokens", "finish_reason")
-    assert [{k: r[k] for k in keep} for r in samples(tmp_path / "run")] == [
-        {k: r[k] for k in keep} for r in samples(clean_out)
+    assert [{k: getattr(r, k) for k in keep} for r in samples(tmp_path / "run")] == [
+        {k: getattr(r, k) for k in keep} for r in samples(clean_out)
     ]
-    assert (
-        json.loads((tmp_path / "run" / "results.json").read_text())["rows"][0]["value"]
-        == json.loads((clean_out / "results.json").read_text())["rows"][0]["value"]
-    )
+    resumed_rows = load_run_dir(tmp_path / "run").results.scored
+    clean_rows = load_run_dir(clean_out).results.scored
+    assert [r.summary for r in resumed_rows] == [r.summary for r in clean_rows]

@@ -110,4 +110,4 @@ def test_guess_credit_is_reported_separately(
     assert results.accuracy_with_guess_credit is not None
     credited = results.accuracy_with_guess_credit * 12032
     assert 8671 + 30 < credited < 8671 + 90  # about 571 / 10 expected lucky guesses
-    assert "random-guess credit" in capsys.readouterr().out
+    assert "random-guess credit" in (tmp_path / "report.md").read_text()
