@@ -119,9 +119,6 @@ def _add_run(sub: Any) -> None:
         "--variant", metavar="NAME", help="task variant, overriding the card's (`evals tasks` lists them)"
     )
     _add_model(run, "", "the model")
-    run.add_argument(
-        "--batch-size", metavar="N|auto", help="backend batch size: a positive integer or 'auto'"
-    )
     run.add_argument("--limit", type=_positive_int, metavar="N", help="first N samples of each task")
     run.add_argument(
         "--repeats", type=_positive_int, metavar="K", help="completions per sample (default: the card's)"
@@ -303,8 +300,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if getattr(args, name) is not None:
             sampling[name] = getattr(args, name)
     backend_options = dict(_key_value(item, "--backend-opt") for item in args.backend_opt)
-    if args.batch_size is not None:
-        backend_options["batch_size"] = _batch_size(args.batch_size)
     options = RunOptions(
         card=args.card,
         tasks=tasks,
@@ -517,15 +512,6 @@ def _scalar(value: str) -> Any:
         except ValueError:
             pass
     return {"true": True, "false": False}.get(value.lower(), value)
-
-
-def _batch_size(text: str) -> int | str:
-    if text == "auto":
-        return text
-    value = _scalar(text)
-    if not isinstance(value, int) or value < 1:
-        raise ValueError(f"--batch-size must be a positive integer or 'auto', got '{text}'")
-    return value
 
 
 def _data_overrides(items: list[str]) -> dict[str, str]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,7 @@ from runners.hf_generation import (
     BatchSizer,
     SeededSampler,
     StopStrings,
+    TokenCounter,
     generate_with_backoff,
     is_oom,
 )
@@ -209,6 +210,7 @@ class HFBackend:
         # Opt-in diagnostic record: set to {} and each completion's generated token ids are kept
         # here under its request key (parity and GPU checks compare token ids, not text).
         self.generated_ids: dict[str, list[int]] | None = None
+        self._token_callback: Callable[[int], None] | None = None  # see on_tokens
         loaded = load_model(
             model,
             self.source,
@@ -385,12 +387,15 @@ class HFBackend:
         stopper = (
             StopStrings(sampling.stop, self._decode_tail, prompt_len, len(batch)) if sampling.stop else None
         )
+        criteria = StoppingCriteriaList([stopper] if stopper else [])
+        if self._token_callback is not None:
+            criteria.append(TokenCounter(self._token_callback, self.stop_ids, prompt_len, len(batch)))
         output = self.model.generate(
             **{key: value.to(self.model.device) for key, value in inputs.items()},
             max_new_tokens=sampling.max_tokens,
             do_sample=False,
             logits_processor=processors,
-            stopping_criteria=StoppingCriteriaList([stopper] if stopper else []),
+            stopping_criteria=criteria,
             **self._draft_kwargs(),
         )
         rows = output[:, prompt_len:].tolist()
@@ -545,6 +550,10 @@ class HFBackend:
         if config is None:
             return None
         return config.to_dict() if hasattr(config, "to_dict") else dict(config)
+
+    def on_tokens(self, callback: Callable[[int], None] | None) -> None:
+        """Report generated tokens to `callback` while batches run (schema.TokenProgress)."""
+        self._token_callback = callback
 
     def close(self) -> None:
         """Free the model (and accelerator memory)."""

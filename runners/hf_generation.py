@@ -129,6 +129,36 @@ class StopStrings(StoppingCriteria):
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
+class TokenCounter(StoppingCriteria):
+    """Report generated tokens while a batch runs (for progress bars); never stops a row.
+
+    Each call counts the new tokens of every row that has not yet produced an end id (one per
+    step, or a run of them when assisted generation accepts several drafted tokens at once)."""
+
+    def __init__(self, callback: Callable[[int], None], end_ids: Sequence[int], prompt_len: int, rows: int):
+        self.callback = callback
+        self.end_ids = frozenset(end_ids)
+        self.prompt_len = prompt_len
+        self.done = [False] * rows
+        self.seen = 0  # generated steps already counted
+
+    def __call__(
+        self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any
+    ) -> torch.BoolTensor:
+        new = input_ids[:, self.prompt_len + self.seen :].tolist()
+        count = 0
+        for row, tokens in enumerate(new):
+            for token in tokens:
+                if self.done[row]:
+                    break
+                count += 1
+                self.done[row] = token in self.end_ids
+        self.seen += len(new[0]) if new else 0
+        if count:
+            self.callback(count)
+        return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+
 # --- out-of-memory back-off ---------------------------------------------------------------
 
 

@@ -85,3 +85,17 @@ def test_rescoring_builds_requests_once_per_sample(tmp_path: Path, monkeypatch: 
     assert outcome.result.summary.n_scores == 24
     records = [json.loads(line) for line in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
     assert len(records) == 24 and "prompt" not in records[0] and len({r["prompt_id"] for r in records}) == 3
+
+
+def test_score_writes_a_run_directory_by_default_like_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (sample,) = MMLUPro().load("builtin", limit=1)
+    predictions = tmp_path / "p.jsonl"
+    predictions.write_text(json.dumps({"id": sample.id, "response": "The answer is (A)"}) + "\n")
+    assert main(["score", str(predictions), "--task", "mmlu_pro", "--data", "builtin"]) == 0
+    (out,) = (tmp_path / "runs").iterdir()
+    assert out.name.startswith("score-mmlu_pro-") and (out / "results.json").is_file()
+    printed = capsys.readouterr().out
+    assert f"run directory: {Path('runs') / out.name}" in printed and "report.html" in printed

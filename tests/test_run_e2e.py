@@ -38,8 +38,8 @@ RUN_ARGS = [
     LIMIT,
     "--max-tokens",
     "40",
-    "--batch-size",
-    "1",
+    "--backend-opt",
+    "batch_size=1",
     "--no-progress",
 ]
 
