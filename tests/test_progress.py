@@ -46,6 +46,6 @@ def test_the_bar_names_row_and_model_and_counts_tokens(
     tiny: HFBackend, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     label = "MMLU Pro · hf:tiny-gemma4"
-    done, stats = generate_all(tiny, requests(3, 6), CompletionCache(tmp_path / "c.sqlite"), label=label)
+    _, stats = generate_all(tiny, requests(3, 6), CompletionCache(tmp_path / "c.sqlite"), label=label)
     err = capsys.readouterr().err
     assert label in err and f"{stats.completion_tokens} tokens" in err and "3/3" in err
