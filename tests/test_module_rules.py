@@ -3,7 +3,8 @@
 - no module in evals/, tasks/, runners/ or reports/ is over `MAX_LINES` lines;
 - tasks/ never imports runners/ or reports/, and of evals/ only the contract (evals.schema);
 - runners/ never imports tasks/ or reports/, and of evals/ only the contract;
-- the contract (evals/schema.py) imports only the standard library;
+- reports/ imports of the other packages only the run records (evals.records);
+- the contract (evals/schema.py) and the run records (evals/records.py) import only the standard library;
 - the programs that run inside the sandbox (its in-child supervisor and LiveCodeBench's driver) import
   only the standard library: they run with `python -I -S` or as a lone `main.py`, outside the package.
 
@@ -23,7 +24,8 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("evals", "tasks", "runners", "reports")
 MAX_LINES = 600
 CONTRACT = "evals.schema"
-STDLIB_ONLY = ("evals/schema.py", "tasks/sandbox_child.py", "tasks/lcb_driver.py")
+RECORDS = "evals.records"  # the run records: what reports read
+STDLIB_ONLY = ("evals/schema.py", "evals/records.py", "tasks/sandbox_child.py", "tasks/lcb_driver.py")
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,17 @@ def test_tasks_import_neither_runners_nor_reports_and_of_evals_only_the_contract
 def test_runners_import_neither_tasks_nor_reports_and_of_evals_only_the_contract() -> None:
     bad = _crossing("runners", ("tasks", "reports"))
     assert not bad, f"runners/ may import only {CONTRACT} of the other packages:\n  {_listing(bad)}"
+
+
+def test_reports_import_of_evals_only_the_records() -> None:
+    bad = [
+        item
+        for path in modules("reports")
+        for item in imports(path)
+        if _top(item.module) in ("tasks", "runners")
+        or (_top(item.module) == "evals" and item.module != RECORDS)
+    ]
+    assert not bad, f"reports/ may import only {RECORDS} of the other packages:\n  {_listing(bad)}"
 
 
 @pytest.mark.parametrize("relative", STDLIB_ONLY)
