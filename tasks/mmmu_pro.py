@@ -1,13 +1,13 @@
 """MMMU-Pro: 1,730 multimodal multiple-choice questions (30 subjects, up to 10 options); accuracy.
 
-Variants: the settings of the paper (arXiv 2409.02813), `VARIANT_MEANINGS`. With `overall` (default,
-the paper's "MMMU-Pro": the mean of the two settings' accuracies, docs/protocols/mmmu_pro.md § Scoring), sample ids
-are `standard-10/{id}` and `vision/{id}`, the category is the setting, and the samples alternate
-between the settings (row by row), so a `--limit` keeps them balanced. The orchestrator's pooled mean equals the paper's mean whenever
-  both settings have the same number of samples (the full benchmark, or an even --limit);
-  `setting_accuracies` computes the paper's mean in any case.
-  With one setting, sample ids are the dataset's `id` (e.g. `test_History_1`) and the category is
-  the subject.
+Variants: the settings of the paper (arXiv 2409.02813), `VARIANT_MEANINGS`. With `overall`
+(default, the paper's "MMMU-Pro": the mean of the two settings' accuracies,
+docs/protocols/mmmu_pro.md § Scoring), sample ids are `standard-10/{id}` and `vision/{id}`, the
+category is the setting, and the samples alternate between the settings (row by row), so a
+`--limit` keeps them balanced. The orchestrator's pooled mean equals the paper's mean whenever
+both settings have the same number of samples (the full benchmark, or an even --limit);
+`setting_accuracies` computes the paper's mean in any case. With one setting, sample ids are the
+dataset's `id` (e.g. `test_History_1`) and the category is the subject.
 
 Prompts (`prompt`): `cot` (default) or `direct`, the official wording (docs/protocols/mmmu_pro.md § Prompt).
 - Standard text: `"{question}\\n{A. opt\\nB. opt...}\\n{instruction}"` with every `<image N>`
