@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from evals import registry
+from evals.run_dir import load_run_dir
 from evals.schema import AudioPart, Completion, ImagePart, Message, Part, Request, Sampling
 from runners.llama_server import LlamaServer, LlamaServerError, LlamaServerNotFound, find_llama_server
 from runners.llamacpp import GGUFInfo, LlamaCppBackend, LlamaCppOptions, UnsupportedInput, file_identity
@@ -580,15 +581,14 @@ def test_smoke_card_runs_on_llama_cpp(
         capture_output=True, text=True, timeout=900, env=env,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
-    info = json.loads((out / "run.json").read_text())
-    assert info["generation"]["failed"] == 0 and info["generation"]["generated"] > 0
-    models = {m["backend"]: m for m in info["models"]}.values()
-    assert all(m["backend"] == "llamacpp" for m in info["models"])
-    gemma = next(m for m in models if "tiny-gemma4" in str(m["resolved"]))
-    assert gemma["resolved"].endswith("model.gguf")
-    assert gemma["fingerprint"]["mmproj"] is not None
-    rows = json.loads((out / "results.json").read_text())["rows"]
-    assert {r["task"] for r in rows} >= {
+    run_dir = load_run_dir(out)
+    assert run_dir.run.generation.failed == 0 and run_dir.run.generation.generated > 0
+    assert all(m.backend == "llamacpp" for m in run_dir.run.models)
+    gemma = next(m for m in run_dir.run.models if "tiny-gemma4" in str(m.resolved))
+    assert str(gemma.resolved).endswith("model.gguf")
+    assert gemma.fingerprint["mmproj"] is not None and gemma.fingerprint["unified_kv"] is False
+    rows = run_dir.results.rows
+    assert {r.task for r in rows} >= {
         "mmlu_pro",
         "gpqa_diamond",
         "aime",
@@ -658,8 +658,8 @@ def test_harness_killed_midway_leaves_no_server_and_resumes(
     done = subprocess.run([*args, "--output", str(tmp_path / "b")], env=env, capture_output=True, text=True,
                           timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
-    generation = json.loads((tmp_path / "b" / "run.json").read_text())["generation"]
-    assert (generation["cached"], generation["generated"], generation["failed"]) == (kept, total - kept, 0)
+    generation = load_run_dir(tmp_path / "b").run.generation
+    assert (generation.cached, generation.generated, generation.failed) == (kept, total - kept, 0)
     assert cached() == total
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from evals.run_dir import load_run_dir
 from runners.llama_server import LlamaServer
 
 pytestmark = pytest.mark.slow
@@ -33,14 +34,15 @@ def test_run_through_an_openai_compatible_server(
         second = subprocess.run([*args, "--output", str(tmp_path / "b")], capture_output=True, text=True,
                                 env=env, timeout=600)  # fmt: skip
         assert second.returncode == 0, second.stderr[-2000:]
-    run = json.loads((tmp_path / "a" / "run.json").read_text())
-    assert run["generation"]["generated"] == 6 and run["generation"]["failed"] == 0
-    fingerprint = run["model_fingerprint"]
+    first_run = load_run_dir(tmp_path / "a")
+    generation = first_run.run.generation
+    assert (generation.generated, generation.failed) == (6, 0)
+    (model,) = first_run.run.models
+    fingerprint = model.fingerprint
     assert fingerprint["backend"] == "openai"
     assert fingerprint["server"]["served_model"]["owned_by"] == "llamacpp"
     assert "base_url" in json.dumps(fingerprint["location"])
-    assert "| mmlu_pro |" in first.stdout and "| aime |" in first.stdout
-    rerun = json.loads((tmp_path / "b" / "run.json").read_text())["generation"]
-    assert (rerun["cached"], rerun["generated"]) == (6, 0)
-    records = [json.loads(line) for line in (tmp_path / "a" / "samples.jsonl").read_text().splitlines()]
-    assert all(r["raw"] and r["completion_tokens"] > 0 for r in records)
+    assert "mmlu_pro" in first.stdout and "aime" in first.stdout
+    rerun = load_run_dir(tmp_path / "b").run.generation
+    assert (rerun.cached, rerun.generated) == (6, 0)
+    assert all(s.output and s.completion_tokens > 0 for s in first_run.samples)
