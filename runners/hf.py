@@ -61,7 +61,7 @@ from runners.hf_loading import (
     resolve_source,
 )
 from runners.hf_media import Encoded, MediaEncoder, collate, has_media, media_messages
-from runners.outputs import SplitOutput, error_completion, error_message, split_output
+from runners.outputs import SplitOutput, error_completion, split_output
 
 END_OF_TURN_TOKENS = ("<turn|>", "<|im_end|>", "<end_of_turn>", "<|eot_id|>")
 
@@ -143,9 +143,6 @@ def left_pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, 
             ids[i, width - len(row) :] = torch.tensor(row, dtype=torch.long)
             mask[i, width - len(row) :] = 1
     return ids, mask
-
-
-error_completion_message = error_message  # the name scripts/gpu_check.py imports
 
 
 @dataclass(frozen=True)

@@ -330,6 +330,28 @@ class LlamaCppBackend(OpenAIBackend):
             tokens = tokens[:-1]  # the end-of-generation token that stopped it
         return tokens
 
+    def prompt_bos(self) -> int | None:
+        """The BOS the GGUF's tokenizer adds to every prompt (None when it adds none)."""
+        return self.info.bos_id
+
+    def placeholder_ids(self) -> tuple[int, ...]:
+        """None: llama.cpp feeds media embeddings beside the token ids, with no placeholder tokens."""
+        return ()
+
+    def peak_memory(self) -> dict[str, int]:
+        """The server process's peak resident memory (Linux VmHWM), while it runs (schema.ResourceReporter)."""
+        process = self.server.process
+        if process is None or process.poll() is not None:
+            return {}
+        try:
+            status = Path(f"/proc/{process.pid}/status").read_text()
+        except OSError:
+            return {}
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                return {"rss": int(line.split()[1]) * 1024}
+        return {}
+
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         self._check_server()
         with httpx.Client(base_url=self.server.base_url, timeout=self.timeout, trust_env=False) as client:

@@ -43,10 +43,13 @@ from typing import Any
 import torch
 import transformers
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the tests' synthetic media
+from synthetic_media import noise_png, noise_wav
+
 from evals.schema import AudioPart, ImagePart, Message, Part, Request, Sampling
-from runners.hf import HFBackend, error_completion_message
+from runners.hf import HFBackend
 from runners.hf_media import collate, has_media
-from runners.synthetic_media import noise_png, noise_wav
+from runners.outputs import error_message
 from runners.tiny_gemma4 import save_tiny_gemma4, save_tiny_gemma4_assistant
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -190,7 +193,7 @@ class Checker:
         try:
             ok, detail, figures = body()
         except Exception as exc:
-            ok, detail, figures = False, error_completion_message(exc), {}
+            ok, detail, figures = False, error_message(exc), {}
         check = Check(name, ok, detail, round(time.perf_counter() - start, 2), figures)
         self.checks.append(check)
         print(f"{'PASS' if ok else 'FAIL'}  {name:<28} {check.seconds:6.1f} s  {detail}", flush=True)

@@ -22,7 +22,7 @@ import torch
 
 from evals.schema import AudioPart, Completion, ImagePart, Message, Part, Request, Sampling
 from runners.hf import HFBackend
-from runners.synthetic_media import noise_png, noise_wav
+from synthetic_media import noise_png, noise_wav
 from runners.tiny_gemma4 import (
     build_tiny_gemma4,
     build_tiny_gemma4_assistant,

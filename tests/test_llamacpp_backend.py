@@ -20,11 +20,21 @@ import pytest
 
 from evals import registry
 from evals.run_dir import load_run_dir
-from evals.schema import AudioPart, Completion, ImagePart, Message, Part, Request, Sampling
+from evals.schema import (
+    AudioPart,
+    Completion,
+    ImagePart,
+    Message,
+    Part,
+    Request,
+    ResourceReporter,
+    Sampling,
+    TokenLevelBackend,
+)
 from runners.llama_server import LlamaServer, LlamaServerError, LlamaServerNotFound, find_llama_server
 from runners.llamacpp import GGUFInfo, LlamaCppBackend, LlamaCppOptions, UnsupportedInput, file_identity
-from runners.synthetic_media import noise_png as png
-from runners.synthetic_media import noise_wav as wav
+from synthetic_media import noise_png as png
+from synthetic_media import noise_wav as wav
 
 GREEDY = Sampling(max_tokens=12)
 BOS = 2  # the tiny Gemma's <bos>
@@ -178,6 +188,16 @@ def test_smollm2_answers_a_chat_question(smollm2: LlamaCppBackend) -> None:
 
 
 @pytest.mark.slow
+def test_token_level_protocol_and_server_memory(gemma: LlamaCppBackend) -> None:
+    assert issubclass(LlamaCppBackend, TokenLevelBackend) and isinstance(gemma, TokenLevelBackend)
+    assert isinstance(gemma, ResourceReporter)
+    ids = gemma.render(ask("bos", "Hello there"))
+    bos = gemma.prompt_bos()
+    assert bos is not None and ids[0] == bos and ids.count(bos) == 1  # Gemma adds exactly one <bos>
+    assert gemma.placeholder_ids() == ()
+    assert gemma.peak_memory()["rss"] > 1 << 20  # the llama-server process, not the harness
+
+
 def test_fingerprint_names_server_quantization_and_weights(
     smollm2: LlamaCppBackend, smollm2_gguf: Path
 ) -> None:
