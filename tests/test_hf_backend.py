@@ -401,7 +401,7 @@ def test_smollm2_gguf_dequantized_once_equals_direct_load(
 
 @pytest.mark.slow
 def test_builtin_tiny_gemma4_renders_the_same_ids_on_hf_and_llamacpp(llama_server_binary: Path) -> None:
-    """`evals parity --a hf:builtin:tiny-gemma4 --b llamacpp:builtin:tiny-gemma4` compares one
+    """`evals parity --a-backend hf --a-model builtin:tiny-gemma4 --b-backend llamacpp --b-model builtin:tiny-gemma4` compares one
     model: every text request of the smoke card renders to the same prompt ids on both."""
     from evals.models import resolve_model
     from evals.planning import RunOptions, card_for, plan_row
