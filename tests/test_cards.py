@@ -63,3 +63,15 @@ def test_bad_cards_fail_with_a_clear_message(tmp_path: Path, text: str, message:
 def test_unknown_card_lists_the_known_ones() -> None:
     with pytest.raises(CardError, match="smoke"):
         load_card("no-such-card")
+
+
+def test_every_setting_note_holds_for_the_row_it_is_shown_on() -> None:
+    """A note naming one model must not be shown on rows that run another (the smoke card once said
+    "SmolLM2 has no thinking mode" on its tiny Gemma 4 rows)."""
+    for name in card_names():
+        card = load_card(name)
+        for row in card.rows:
+            model = row.model or card.model
+            for setting in row.settings.values():
+                if "SmolLM2" in setting.note and "smollm2" not in model.lower():
+                    assert "Gemma 4" in setting.note, (name, row.label, setting.note)
