@@ -177,7 +177,8 @@ def _generate(
                 quantization=_jsonable(fingerprint.get("quantization")),
                 size_bytes=weights_size(resolved),
                 load_seconds=load_seconds,
-                peak_rss_bytes=max(_own_peak_rss(), memory.get("rss", 0)),
+                peak_rss_bytes=_own_peak_rss(),
+                server_peak_rss_bytes=memory.get("rss"),
                 peak_gpu_bytes=memory.get("gpu") or _torch_peak_gpu(),
             )
         )

@@ -214,7 +214,8 @@ class ModelRecord:
     quantization: Any = None  # the fingerprint's quantization (e.g. GGUF file type), None for full precision
     size_bytes: int | None = None  # weights on disk
     load_seconds: float | None = None
-    peak_rss_bytes: int | None = None  # harness process (and a managed server where the backend says)
+    peak_rss_bytes: int | None = None  # the harness process (in-process backends run in it)
+    server_peak_rss_bytes: int | None = None  # a server the backend manages (llama-server), where it says
     peak_gpu_bytes: int | None = None
 
 

@@ -607,6 +607,8 @@ def test_smoke_card_runs_on_llama_cpp(
     gemma = next(m for m in run_dir.run.models if "tiny-gemma4" in str(m.resolved))
     assert str(gemma.resolved).endswith("model.gguf")
     assert gemma.fingerprint["mmproj"] is not None and gemma.fingerprint["unified_kv"] is False
+    for model in run_dir.run.models:  # what a quantization comparison reads beside accuracy
+        assert model.server_peak_rss_bytes and model.size_bytes and model.quantization
     rows = run_dir.results.rows
     assert {r.task for r in rows} >= {
         "mmlu_pro",
