@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import astuple, dataclass, replace
+from dataclasses import replace
 
 from rich.console import Console
 from rich.progress import (
@@ -26,29 +26,8 @@ from rich.progress import (
 )
 
 from evals.cache import CompletionCache, cache_key
+from evals.records import GenerationStats
 from evals.schema import Backend, Completion, Request, TokenProgress, stable_hash
-
-
-@dataclass
-class GenerationStats:
-    """Counts are of requests: `cached` were answered by the cache, `generated` by the backend,
-    `failed` got an error completion, `shared` reused the completion of an identical request of
-    the same call. `completion_tokens` and `seconds` cover what the backend generated."""
-
-    requested: int = 0
-    cached: int = 0
-    generated: int = 0
-    failed: int = 0
-    shared: int = 0
-    completion_tokens: int = 0
-    seconds: float = 0.0
-
-    def merged(self, other: GenerationStats) -> GenerationStats:
-        return GenerationStats(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
-
-    @property
-    def tokens_per_second(self) -> float:
-        return self.completion_tokens / self.seconds if self.seconds > 0 else 0.0
 
 
 def model_hash(backend: Backend) -> str:

@@ -19,12 +19,12 @@ from typing import Any
 from evals import environment
 from evals.cache import CompletionCache, default_cache_path
 from evals.cards import Row as CardRow
-from evals.generation import GenerationStats, generate_all
+from evals.generation import generate_all
 from evals.models import resolve_model
 from evals.planning import PlannedRow, RunOptions, backend_options, card_for, check_inputs, plan_row
 from evals.prompt_store import PromptStore
 from evals.records import (
-    GenerationTotals,
+    GenerationStats,
     ModelRecord,
     ReportHeader,
     Results,
@@ -86,7 +86,7 @@ def run(options: RunOptions) -> RunOutcome:
         models=generated.models,
         options=_jsonable(asdict(options)),
         tasks=[_task_info(p) for p in plans],
-        generation=_totals(generated.stats),
+        generation=generated.stats,
         wall_seconds=time.perf_counter() - started_clock,
     )
     header = ReportHeader(
@@ -155,16 +155,7 @@ def _generate(
                 out.followups |= {first: second[r.key] for first, r in turns.items()}
                 stats = stats.merged(second_stats)
             out.stats = out.stats.merged(stats)
-            out.costs[plan.row.label] = RowCost(
-                model=spec,
-                requests=stats.requested,
-                cached=stats.cached,
-                generated=stats.generated,
-                failed=stats.failed,
-                shared=stats.shared,
-                generated_tokens=stats.completion_tokens,
-                wall_seconds=stats.seconds,
-            )
+            out.costs[plan.row.label] = RowCost(model=spec, generation=stats)
         fingerprint = backend.fingerprint()
         memory = backend.peak_memory() if isinstance(backend, ResourceReporter) else {}
         out.models.append(
@@ -281,10 +272,6 @@ def _task_info(plan: PlannedRow) -> TaskInfo:
         requests=len(plan.requests),
         sampling=asdict(plan.sampling) if plan.sampling else None,
     )
-
-
-def _totals(stats: GenerationStats) -> GenerationTotals:
-    return GenerationTotals(**asdict(stats), tokens_per_second=stats.tokens_per_second)
 
 
 def _jsonable(data: Any) -> Any:

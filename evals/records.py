@@ -105,22 +105,37 @@ class RowProtocol:
         return out
 
 
-@dataclass(frozen=True)
-class RowCost:
-    """What generating a row cost: request counts, generated tokens and wall time of the backend."""
+@dataclass
+class GenerationStats:
+    """What generating a set of requests took. Counts are of requests: `cached` were answered by
+    the cache, `generated` by the backend, `failed` got an error completion, `shared` reused the
+    completion of an identical request; `completion_tokens` and `seconds` (wall time) cover what
+    the backend generated."""
 
-    model: str  # the model spec that generated it (run.json's `models[].spec`)
-    requests: int = 0
+    requested: int = 0
     cached: int = 0
     generated: int = 0
     failed: int = 0
-    shared: int = 0  # identical requests answered by one generation
-    generated_tokens: int = 0
-    wall_seconds: float = 0.0
+    shared: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+
+    def merged(self, other: GenerationStats) -> GenerationStats:
+        return GenerationStats(
+            *(a + b for a, b in zip(dataclasses.astuple(self), dataclasses.astuple(other), strict=True))
+        )
 
     @property
     def tokens_per_second(self) -> float:
-        return self.generated_tokens / self.wall_seconds if self.wall_seconds > 0 else 0.0
+        return self.completion_tokens / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class RowCost:
+    """What generating a row cost, and on which model (run.json's `models[].spec`)."""
+
+    model: str
+    generation: GenerationStats = field(default_factory=GenerationStats)
 
 
 @dataclass(frozen=True)
@@ -220,18 +235,6 @@ class ModelRecord:
 
 
 @dataclass(frozen=True)
-class GenerationTotals:
-    requested: int = 0
-    cached: int = 0
-    generated: int = 0
-    failed: int = 0
-    shared: int = 0
-    completion_tokens: int = 0
-    seconds: float = 0.0
-    tokens_per_second: float = 0.0
-
-
-@dataclass(frozen=True)
 class TaskInfo:
     label: str
     task: str
@@ -255,7 +258,7 @@ class RunInfo:
     models: list[ModelRecord] = field(default_factory=list)
     options: dict[str, Any] = field(default_factory=dict)
     tasks: list[TaskInfo] = field(default_factory=list)
-    generation: GenerationTotals = field(default_factory=GenerationTotals)
+    generation: GenerationStats = field(default_factory=GenerationStats)
     wall_seconds: float = 0.0
     predictions: dict[str, Any] | None = None  # kind "score": the predictions file read
     gold_mismatches: list[dict[str, Any]] = field(default_factory=list)

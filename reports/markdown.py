@@ -113,12 +113,12 @@ def row_details(row: RowResult) -> list[str]:
             f"{pct(row.accuracy_with_guess_credit, 2)}"
         )
     lines.append("- outcomes (completions): " + ", ".join(f"{k} {v}" for k, v in summary.outcomes.items()))
-    if row.cost is not None and row.cost.requests:
-        cost = row.cost
+    if row.cost is not None and row.cost.generation.requested:
+        cost = row.cost.generation
         lines.append(
-            f"- generation: {cost.requests} requests ({cost.cached} cached, {cost.generated} generated, "
+            f"- generation: {cost.requested} requests ({cost.cached} cached, {cost.generated} generated, "
             f"{cost.failed} failed, {cost.shared} shared with an identical prompt), "
-            f"{cost.generated_tokens} tokens in {cost.wall_seconds:.1f} s ({cost.tokens_per_second:.1f} tokens/s)"
+            f"{cost.completion_tokens} tokens in {cost.seconds:.1f} s ({cost.tokens_per_second:.1f} tokens/s)"
         )
     if row.settings:
         lines += ["", "| Setting | Value | Evidence | Note |", "|---|---|---|---|"]

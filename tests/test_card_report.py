@@ -61,7 +61,7 @@ def test_run_records_protocol_and_evidence(card_run: tuple[Path, str]) -> None:
     assert row.settings["max_tokens"].evidence == "overridden"
     assert row.settings["repeats"] == Setting(2, "overridden", "card: 1")
     assert row.protocol.repeats == 2 and row.protocol.sampling["max_tokens"] == 6
-    assert row.cost is not None and row.cost.requests == 8
+    assert row.cost is not None and row.cost.generation.requested == 8
     # with 6 new tokens the tiny model never answers: every completion is truncated or unparsed
     assert row.summary.rate("truncated") + row.summary.rate("unparsed") == 1.0
     assert row.verdict.label in {"unclear", "below"}

@@ -14,7 +14,7 @@ from evals.prompt_store import PromptStore, prompt_id, read_prompts
 from evals.records import (
     FORMAT_VERSION,
     FollowupRecord,
-    GenerationTotals,
+    GenerationStats,
     MetricValue,
     ModelRecord,
     RecordFormatError,
@@ -66,7 +66,9 @@ ROW = RowResult(
     accuracy_with_guess_credit=None,
     public_text=True,
     settings={"repeats": Setting(2, "inferred", "fits the published value")},
-    cost=RowCost(model="m", requests=8, cached=2, generated=6, generated_tokens=600, wall_seconds=3.0),
+    cost=RowCost(
+        "m", GenerationStats(requested=8, cached=2, generated=6, completion_tokens=600, seconds=3.0)
+    ),
 )
 RESULTS = Results(
     ReportHeader(title="t", model="m", backend="hf", card="c", started="2026-01-01T00:00:00", harness="x"),
@@ -94,7 +96,7 @@ RUN = RunInfo(
     ],
     options={"limit": 4},
     tasks=[TaskInfo(label="AIME 2026", task="aime", version="3", samples=4, requests=8)],
-    generation=GenerationTotals(requested=8, cached=2, generated=6, completion_tokens=600, seconds=3.0),
+    generation=GenerationStats(requested=8, cached=2, generated=6, completion_tokens=600, seconds=3.0),
     wall_seconds=60.0,
 )
 SAMPLE = SampleRecord(

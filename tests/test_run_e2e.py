@@ -106,7 +106,7 @@ def test_smoke_card_report(uninterrupted: tuple[Path, str]) -> None:
     rows = load_run_dir(out).results.scored
     assert [r.summary.n_samples for r in rows] == [6, 6, 5, 4, 6, 4]
     assert all(r.summary.ci95[0] <= r.summary.value <= r.summary.ci95[1] for r in rows)
-    assert all(r.cost is not None and r.cost.generated == r.summary.n_scores for r in rows)
+    assert all(r.cost is not None and r.cost.generation.generated == r.summary.n_scores for r in rows)
 
 
 def test_sigkill_midway_then_resume(uninterrupted: tuple[Path, str], tmp_path: Path) -> None:
