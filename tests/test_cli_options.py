@@ -86,7 +86,7 @@ def test_score_takes_task_options_as_task_opt(
         "extractor=tiger",
     ]
     assert evals(capsys, *base, "--output", str(plain))[0] == 0
-    code, out, _ = evals(capsys, *base, "--task-opt", "guess_unparsed=true", "--output", str(credited))
+    code, _, _ = evals(capsys, *base, "--task-opt", "guess_unparsed=true", "--output", str(credited))
     assert code == 0 and "random-guess credit" in (credited / "report.md").read_text()
     assert results_of(plain).summary.outcomes == results_of(credited).summary.outcomes
     assert results_of(plain).summary.outcomes["unparsed"] == 1

@@ -13,14 +13,14 @@ import pytest
 import soundfile
 import torch
 from PIL import Image
+from synthetic_media import noise_png as png
+from synthetic_media import noise_samples
+from synthetic_media import noise_wav as wav
 from transformers import AutoProcessor
 
 from evals.schema import AudioPart, Completion, ImagePart, Message, Part, Request, Sampling
 from runners.hf import HFBackend
 from runners.hf_media import AudioLimits, MediaError, load_audio
-from synthetic_media import noise_png as png
-from synthetic_media import noise_samples
-from synthetic_media import noise_wav as wav
 from runners.tiny_gemma4 import save_tiny_gemma4
 
 torch.set_num_threads(2)

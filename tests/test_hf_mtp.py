@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from synthetic_media import noise_png, noise_wav
 
 from evals.schema import AudioPart, Completion, ImagePart, Message, Part, Request, Sampling
 from runners.hf import HFBackend
-from synthetic_media import noise_png, noise_wav
 from runners.tiny_gemma4 import (
     build_tiny_gemma4,
     build_tiny_gemma4_assistant,

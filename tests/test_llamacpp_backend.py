@@ -17,6 +17,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from synthetic_media import noise_png as png
+from synthetic_media import noise_wav as wav
 
 from evals import registry
 from evals.run_dir import load_run_dir
@@ -33,8 +35,6 @@ from evals.schema import (
 )
 from runners.llama_server import LlamaServer, LlamaServerError, LlamaServerNotFound, find_llama_server
 from runners.llamacpp import GGUFInfo, LlamaCppBackend, LlamaCppOptions, UnsupportedInput, file_identity
-from synthetic_media import noise_png as png
-from synthetic_media import noise_wav as wav
 
 GREEDY = Sampling(max_tokens=12)
 BOS = 2  # the tiny Gemma's <bos>
