@@ -61,5 +61,22 @@ def describe() -> dict[str, Any]:
         "platform": platform.platform(),
         "packages": package_versions(),
         "git": git_revision(),
-        "argv": sys.argv,
+        "argv": redacted_argv(sys.argv),
     }
+
+
+SECRET_WORDS = ("key", "token", "secret", "password")
+
+
+def is_secret(name: str) -> bool:
+    """Whether an option of this name holds a credential (api_key, hf_token, ...)."""
+    return any(word in name.lower() for word in SECRET_WORDS)
+
+
+def redacted_argv(argv: list[str]) -> list[str]:
+    """The command line with the values of KEY=VALUE arguments whose key names a credential replaced."""
+    out = []
+    for arg in argv:
+        name, sep, _ = arg.partition("=")
+        out.append(f"{name}=<redacted>" if sep and is_secret(name.lstrip("-")) else arg)
+    return out

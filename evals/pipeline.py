@@ -84,7 +84,7 @@ def run(options: RunOptions) -> RunOutcome:
         environment=environment.describe(),
         card={"name": card.name, "path": card.path, "sha256": card.sha256},
         models=generated.models,
-        options=_jsonable(asdict(options)),
+        options=_recorded_options(options),
         tasks=[_task_info(p) for p in plans],
         generation=generated.stats,
         wall_seconds=time.perf_counter() - started_clock,
@@ -272,6 +272,16 @@ def _task_info(plan: PlannedRow) -> TaskInfo:
         requests=len(plan.requests),
         sampling=asdict(plan.sampling) if plan.sampling else None,
     )
+
+
+def _recorded_options(options: RunOptions) -> dict[str, Any]:
+    """The run options for run.json, with credentials among the backend options replaced."""
+    recorded: dict[str, Any] = _jsonable(asdict(options))
+    recorded["backend_options"] = {
+        name: "<redacted>" if environment.is_secret(name) else value
+        for name, value in recorded["backend_options"].items()
+    }
+    return recorded
 
 
 def _jsonable(data: Any) -> Any:

@@ -26,7 +26,7 @@ def test_run_through_an_openai_compatible_server(
         args = [sys.executable, "-m", "evals.cli", "run", "--backend", "openai", "--tasks", "mmlu_pro,aime",
                 "--model", "smollm2", "--data", "builtin", "--limit", "3", "--max-tokens", "32",
                 "--backend-opt", f"base_url={server.base_url}/v1", "--backend-opt", "concurrency=2",
-                "--no-progress"]  # fmt: skip
+                "--backend-opt", "api_key=sk-test-secret", "--no-progress"]  # fmt: skip
         env = {**os.environ, "EVALS_CACHE": str(tmp_path / "cache.sqlite")}
         first = subprocess.run([*args, "--output", str(tmp_path / "a")], capture_output=True, text=True,
                                env=env, timeout=600)  # fmt: skip
@@ -43,6 +43,9 @@ def test_run_through_an_openai_compatible_server(
     assert fingerprint["server"]["served_model"]["owned_by"] == "llamacpp"
     assert "base_url" in json.dumps(fingerprint["location"])
     assert "mmlu_pro" in first.stdout and "aime" in first.stdout
+    for name in ("run.json", "results.json", "samples.jsonl", "report.md", "report.html"):
+        assert "sk-test-secret" not in (tmp_path / "a" / name).read_text(), name  # credentials stay out
+    assert first_run.run.options["backend_options"]["api_key"] == "<redacted>"
     rerun = load_run_dir(tmp_path / "b").run.generation
     assert (rerun.cached, rerun.generated) == (6, 0)
     assert all(s.output and s.completion_tokens > 0 for s in first_run.samples)
