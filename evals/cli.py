@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from evals import registry
+from evals.cli_compare import add_compare
+from evals.cli_gate import add_gate
 from evals.cards import card_names, load_card
 
 EXIT_USAGE = 2
@@ -91,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_score(sub)
     _add_report(sub)
     _add_parity(sub)
+    add_compare(sub)
+    add_gate(sub)
     _add_listing(sub, "tasks", "list tasks with their versions, variants (and what each means) and options")
     _add_listing(sub, "backends", "list backends with their options (name, type, default, meaning)")
     _add_listing(sub, "cards", "list model cards and their rows")
