@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from evals import registry
+from evals.cards import card_names, load_card
 from evals.cli_compare import add_compare
 from evals.cli_gate import add_gate
-from evals.cards import card_names, load_card
 
 EXIT_USAGE = 2
 
