@@ -38,7 +38,7 @@ def _bytes(value: int | None) -> str:
 
 
 def _seconds(value: float) -> str:
-    return "—" if not value else f"{value:.1f} s"
+    return "—" if not value else f"{value:.1f} s" if value >= 1 else f"{value:.2f} s"
 
 
 def row_table(comparison: Comparison, label: str) -> list[str]:

@@ -18,7 +18,7 @@ from scipy.stats import binomtest
 from evals.cli import main
 from evals.compare import compare, pair_runs
 from evals.paired_stats import paired_bootstrap
-from evals.records import Results
+from evals.records import GenerationStats, ModelRecord, Results, RowCost
 from evals.run_dir import RunDir, load_run_dir
 from reports.comparison import render_comparison_html, render_markdown
 from reports.html import REDACTED
@@ -271,3 +271,24 @@ def test_published_gpt4o_outputs_against_answers_changed_on_purpose(
     assert b + c == 400 and row.p_value == pytest.approx(binomtest(c, b + c, 0.5).pvalue)
     true_difference = (c - b) / len(rows)
     assert row.diff == pytest.approx(true_difference) and row.diff_low <= true_difference <= row.diff_high
+
+
+def test_cost_side_by_side_and_points_lost_per_gb_saved(two_runs: tuple[RunDir, RunDir]) -> None:
+    def with_model(run: RunDir, size: int, quantization: object, tokens: int, seconds: float) -> RunDir:
+        model = ModelRecord(spec="m", resolved=None, backend="llamacpp", fingerprint={"dtype": "bfloat16"},
+                            quantization=quantization, size_bytes=size, peak_rss_bytes=3 * 10**9)  # fmt: skip
+        row = replace(
+            run.results.scored[0],
+            cost=RowCost("m", GenerationStats(completion_tokens=tokens, seconds=seconds)),
+        )
+        return replace(run, run=replace(run.run, models=[model]), results=replace(run.results, rows=[row]))
+
+    reference = with_model(two_runs[0], 2 * 10**9, None, 100, 4.0)
+    candidate = with_model(two_runs[1], 10**9, {"format": "gguf", "type": "Q4_K_M"}, 300, 4.0)
+    comparison = compare([reference, candidate])
+    ref_cost, cand_cost = comparison.costs
+    assert ref_cost.quantization == "none (bfloat16)" and cand_cost.quantization == "Q4_K_M"
+    assert ref_cost.tokens_per_second == 25 and cand_cost.tokens_per_second == 75
+    assert cand_cost.points_lost_per_gb_saved == {"mmlu_pro": pytest.approx(30.0)}  # 80 -> 50 for 1 GB saved
+    text = render_markdown(comparison)
+    assert "| cand | llamacpp | m | Q4_K_M | 1.00 GB | 75.0 |" in text and "mmlu_pro: 30.00 |" in text
