@@ -251,7 +251,7 @@ def _corpus_difference(
 ) -> tuple[Callable[[NDArray[np.intp]], float], float, float]:  # fmt: skip
     """Macro corpus BLEU over language pairs (in points / 100) of candidate minus reference on
     resampled utterances (repeats pooled per utterance), and both points on all matched utterances."""
-    from tasks.covost_metrics import _segment_stats, bleu_from_stats, bleu_tokenizer
+    from tasks.covost_metrics import bleu_from_stats, bleu_tokenizer, segment_stats
 
     pairs = sorted({ref[repeats_of[i][0]].category or "" for i in ids})
     codes = np.array([pairs.index(ref[repeats_of[i][0]].category or "") for i in ids], dtype=np.intp)
@@ -263,7 +263,7 @@ def _corpus_difference(
             target = (side[keys[0]].category or "").partition("_")[2]
             hypotheses = [str(side[k].details.get("hypothesis") or "") for k in keys]
             references = [str(side[k].target) for k in keys]
-            segment, _ = _segment_stats(hypotheses, references, bleu_tokenizer(target or None))
+            segment, _ = segment_stats(hypotheses, references, bleu_tokenizer(target or None))
             rows.append(segment.sum(axis=0))
         return np.vstack(rows)
 

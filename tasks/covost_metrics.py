@@ -136,7 +136,7 @@ def asr_error(references: Sequence[str], hypotheses: Sequence[str], unit: str = 
     return result
 
 
-def _segment_stats(
+def segment_stats(
     hypotheses: Sequence[str], references: Sequence[str], tokenize: str
 ) -> tuple[NDArray[np.int64], str]:
     """Per-segment BLEU statistics, one row each: sys_len, ref_len, 4 n-gram matches, 4 totals
@@ -263,7 +263,7 @@ def _pair_metrics(
     tokenize = bleu_tokenizer(target)
     hypotheses = [str(score.details.get("hypothesis") or "") for _, score in items]
     references = [str(sample.target) for sample, _ in items]
-    segment, signature = _segment_stats(hypotheses, references, tokenize)
+    segment, signature = segment_stats(hypotheses, references, tokenize)
     bleu = _bleu_dict(_bleu_score(segment.sum(axis=0)), len(items), tokenize, signature)
     utterances = {sid: i for i, sid in enumerate(dict.fromkeys(sample.id for sample, _ in items))}
     stats = np.zeros((len(utterances), segment.shape[1]), dtype=np.int64)

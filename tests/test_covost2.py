@@ -330,7 +330,7 @@ def test_corpus_metrics_pools_repeats_and_reports_missing_pairs():
 def test_bleu_from_summed_segment_stats_equals_corpus_bleu():
     hyps = ["the cat sat on a mat", "hello there", "", "a b c"]
     refs = ["the cat sat on the mat", "hello there friend", "x", "a b c d"]
-    stats, signature = covost_metrics._segment_stats(hyps, refs, "13a")
+    stats, signature = covost_metrics.segment_stats(hyps, refs, "13a")
     assert signature == corpus_bleu(hyps, refs, "en")["signature"]
     assert stats.shape == (4, 10)
     assert bleu_from_stats(stats.sum(axis=0)) == pytest.approx(corpus_bleu(hyps, refs, "en")["score"])
