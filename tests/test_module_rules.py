@@ -3,8 +3,10 @@
 - no module in evals/, tasks/, runners/ or reports/ is over `MAX_LINES` lines;
 - tasks/ never imports runners/ or reports/, and of evals/ only the contract (evals.schema);
 - runners/ never imports tasks/ or reports/, and of evals/ only the contract;
-- reports/ imports of the other packages only the run records (evals.records, evals.comparison_records);
-- the contract (evals/schema.py) and the run records (evals/records.py) import only the standard library,
+- reports/ imports of the other packages only the records (evals.records, evals.comparison_records,
+  evals.gate_records);
+- the contract (evals/schema.py), the run records (evals/records.py) and the gate records
+  (evals/gate_records.py) import only the standard library,
   and the comparison records only the standard library and the run records;
 - the programs that run inside the sandbox (its in-child supervisor and LiveCodeBench's driver) import
   only the standard library: they run with `python -I -S` or as a lone `main.py`, outside the package.
@@ -25,11 +27,13 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("evals", "tasks", "runners", "reports")
 MAX_LINES = 600
 CONTRACT = "evals.schema"
-RECORDS = ("evals.records", "evals.comparison_records")  # the run and comparison records: what reports read
+# the run, comparison and gate records: what reports read
+RECORDS = ("evals.records", "evals.comparison_records", "evals.gate_records")
 STDLIB_ONLY = (
     "evals/schema.py",
     "evals/records.py",
     "evals/comparison_records.py",
+    "evals/gate_records.py",
     "tasks/sandbox_child.py",
     "tasks/lcb_driver.py",
 )
