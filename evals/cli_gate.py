@@ -21,7 +21,7 @@ STEP_SUMMARY = "GITHUB_STEP_SUMMARY"
 
 EPILOG = """\
 examples:
-  evals gate --baseline ci/baseline-run --candidate runs/ci-gate --junit gate.xml
+  evals gate --baseline ci/baseline --candidate runs/candidate --junit gate.xml
   evals gate --baseline runs/q8 --candidate runs/q4 --margin mmlu_pro=2 --margin 'AIME 2026 no tools=5' --strict
 
 rule, per row (d = candidate - baseline in points; L, U = its one-sided 1-alpha confidence bounds,

