@@ -100,8 +100,11 @@ def unmatched_rows(reference: RunDir, candidate: RunDir) -> list[UnmatchedRow]:
     return out
 
 
-def pair_runs(reference: RunDir, candidate: RunDir, *, allow_protocol_diff: bool = False) -> list[PairedRow]:
-    """Every row of `candidate` paired with the same row of `reference` over their common samples.
+def pair_runs(
+    reference: RunDir, candidate: RunDir, *, allow_protocol_diff: bool = False, level: float = LEVEL
+) -> list[PairedRow]:
+    """Every row of `candidate` paired with the same row of `reference` over their common samples,
+    the difference with its paired bootstrap interval at two-sided `level`.
     Raises ValueError (one line) when the runs share no sample, or when a row's protocol differs and
     `allow_protocol_diff` is false (allowed differences are recorded in each PairedRow)."""
     ref_name, cand_name = _names([reference, candidate])
@@ -124,7 +127,15 @@ def pair_runs(reference: RunDir, candidate: RunDir, *, allow_protocol_diff: bool
             )
         paired.append(
             _pair_row(
-                ref_row, cand_row, ref, cand, keys, (ref_name, cand_name), reference.prompts, differences
+                ref_row,
+                cand_row,
+                ref,
+                cand,
+                keys,
+                (ref_name, cand_name),
+                reference.prompts,
+                differences,
+                level,
             )
         )
     if not paired:
@@ -143,6 +154,7 @@ def _pair_row(
     names: tuple[str, str],
     prompts: dict[str, Any],
     differences: list[str],
+    level: float,
 ) -> PairedRow:
     ids = list(dict.fromkeys(sample_id for sample_id, _ in keys))
     repeats_of: dict[str, list[Key]] = defaultdict(list)
@@ -156,13 +168,13 @@ def _pair_row(
     kind = _headline(ref_row)
     if kind == "corpus":
         difference, ref_point, cand_point = _corpus_difference(ids, repeats_of, ref, cand)
-        interval = paired_bootstrap_indices(len(ids), difference, level=LEVEL)
+        interval = paired_bootstrap_indices(len(ids), difference, level=level)
     elif kind == "macro_by_category":
         groups = [ref[repeats_of[i][0]].category or "" for i in ids]
         difference, ref_point, cand_point = _macro_difference(groups, ref_values, cand_values)
-        interval = paired_bootstrap_indices(len(ids), difference, level=LEVEL)
+        interval = paired_bootstrap_indices(len(ids), difference, level=level)
     else:
-        interval = paired_bootstrap(ref_values, cand_values, level=LEVEL)
+        interval = paired_bootstrap(ref_values, cand_values, level=level)
         ref_point, cand_point = float(ref_values.mean()), float(cand_values.mean())
 
     flips = _flips(keys, ref, cand, prompts, with_repeat=not one_repeat) if binary else []

@@ -19,10 +19,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from evals.compare import _headline, pair_runs, unmatched_rows
+from evals.compare import pair_runs, unmatched_rows
 from evals.comparison_records import PairedRow
 from evals.gate_records import INCONCLUSIVE, PASS, REGRESSION, GateReport, GateRow
-from evals.paired_stats import paired_bootstrap
 from evals.run_dir import RunDir
 
 DEFAULT_ALPHA = 0.05
@@ -67,23 +66,8 @@ def resolve_margins(margins: Mapping[str, float], rows: Sequence[PairedRow]) -> 
     return resolved
 
 
-def _interval(row: PairedRow, level: float) -> tuple[float, float, float]:
-    """The row's difference and its two-sided `level` interval, as fractions. Plain means are
-    bootstrapped again at `level` from the per-sample values (paired_stats, the same resampling as
-    compare); a corpus or macro headline has compare's own interval, which is at compare's level."""
-    if math.isclose(row.level, level):
-        return row.diff, row.diff_low, row.diff_high
-    if _headline(row.reference) == "mean":
-        interval = paired_bootstrap(row.reference_values, row.candidate_values, level=level)
-        return interval.diff, interval.low, interval.high
-    raise ValueError(
-        f"row '{row.label}' ({row.metric}, not a mean over samples) has a paired interval at level "
-        f"{row.level:g} only: run the gate with --alpha {(1 - row.level) / 2:g}"
-    )
-
-
 def gate_row(row: PairedRow, *, alpha: float, margin: float) -> GateRow:
-    diff, low, high = (100 * value for value in _interval(row, 1 - 2 * alpha))
+    diff, low, high = (100 * value for value in (row.diff, row.diff_low, row.diff_high))
     decided, reason = verdict(diff, low, high, margin)
     return GateRow(
         label=row.label,
@@ -114,7 +98,7 @@ def gate_runs(
     """Every row both runs share, judged by the rule above. One-line ValueError for no common samples,
     a protocol difference (unless allowed), a margin of an unknown row or a bad alpha."""
     check_alpha(alpha)
-    rows = pair_runs(baseline, candidate, allow_protocol_diff=allow_protocol_diff)
+    rows = pair_runs(baseline, candidate, allow_protocol_diff=allow_protocol_diff, level=1 - 2 * alpha)
     resolved = resolve_margins(margins or {}, rows)
     notes = tuple(f"{u.label}: not gated ({u.reason})" for u in unmatched_rows(baseline, candidate))
     return GateReport(
