@@ -57,13 +57,21 @@ def sample_questions(parquet: Path, out_dir: Path, questions: int, seed: int) ->
 
 
 def convertible(folder: Path, out: Path) -> Path:
-    """`folder` (the dequantized copy) as llama.cpp's converter takes it: links to its files and a
-    config.json naming the architecture class, which a config read from a GGUF does not record."""
+    """`folder` (the dequantized copy) as llama.cpp's converter takes it: a config.json naming the
+    architecture class (a config read from a GGUF does not record it), and the tied embedding
+    stored under the input-embedding name (the copy keeps shared tensors once, as `lm_head.weight`,
+    and the converter would then write no `token_embd.weight`); the other files are linked."""
+    from safetensors.torch import load_file, save_file
+
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     for item in folder.iterdir():
-        if item.name != "config.json":
+        if item.name not in ("config.json", "model.safetensors"):
             (out / item.name).symlink_to(item)
+    tensors = load_file(folder / "model.safetensors")
+    if "model.embed_tokens.weight" not in tensors and "lm_head.weight" in tensors:
+        tensors["model.embed_tokens.weight"] = tensors.pop("lm_head.weight")
+    save_file(tensors, out / "model.safetensors", metadata={"format": "pt"})
     config = json.loads((folder / "config.json").read_text())
     config.setdefault("architectures", ["LlamaForCausalLM"])
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
