@@ -13,7 +13,7 @@ Steps (each skipped when its output is already there, so a second call only comp
    GGUF (its dequantized float32 copy), the others `--backend llamacpp`;
 4. `evals compare REF F16 Q8_0 Q4_K_M Q4_1 --reference REF --markdown OUT.md`, printed.
 
-Usage: python bench/quantization_comparison.py [--questions 140] [--seed 0] [--max-tokens 128]
+Usage: python bench/quantization_comparison.py [--questions 240] [--seed 0] [--max-tokens 128]
        [--work /tmp/quant-comparison] [--parquet PATH]
 Needs scripts/build_llama_cpp.sh (llama-server, llama-quantize, the converter) and the MMLU-Pro
 test parquet. Writes only under --work (run directories, a private completion cache, the models).
@@ -134,7 +134,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False
     )
-    parser.add_argument("--questions", type=int, default=140, help="sampled test questions (default 140)")
+    parser.add_argument("--questions", type=int, default=240, help="sampled test questions (default 240)")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed of the question sample")
     parser.add_argument("--max-tokens", type=int, default=128, help="generation budget (default 128)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/quant-comparison"), help="output folder")
