@@ -12,10 +12,6 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from evals.compare import compare
-from evals.run_dir import load_run_dir
-from reports.comparison import render_comparison_html, render_markdown
-
 
 def add_compare(sub: Any) -> None:
     """Register `evals compare` on the `evals` subcommands."""
@@ -63,6 +59,10 @@ def add_compare(sub: Any) -> None:
 
 
 def run_compare(args: argparse.Namespace) -> int:
+    from evals.compare import compare  # heavy (numpy, scipy): only when the command runs
+    from evals.run_dir import load_run_dir
+    from reports.comparison import render_comparison_html, render_markdown
+
     paths: list[Path] = list(args.runs)
     if args.reference is not None and all(p.resolve() != args.reference.resolve() for p in paths):
         paths = [args.reference, *paths]

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from evals.gate import DEFAULT_ALPHA
+from evals.gate_records import DEFAULT_ALPHA
 
 STEP_SUMMARY = "GITHUB_STEP_SUMMARY"
 

@@ -21,10 +21,8 @@ from collections.abc import Mapping, Sequence
 
 from evals.compare import pair_runs, unmatched_rows
 from evals.comparison_records import PairedRow
-from evals.gate_records import INCONCLUSIVE, PASS, REGRESSION, GateReport, GateRow
+from evals.gate_records import DEFAULT_ALPHA, INCONCLUSIVE, PASS, REGRESSION, GateReport, GateRow
 from evals.run_dir import RunDir
-
-DEFAULT_ALPHA = 0.05
 
 
 def verdict(diff: float, lower: float, upper: float, margin: float) -> tuple[str, str]:

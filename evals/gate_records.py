@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+DEFAULT_ALPHA = 0.05  # evals gate's one-sided error level
+
 PASS = "pass"
 REGRESSION = "regression"
 INCONCLUSIVE = "inconclusive"

@@ -12,7 +12,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 RESAMPLES = 2000
 
@@ -90,6 +89,8 @@ def mcnemar_exact(reference_only: int, candidate_only: int) -> float:
     """Two-sided exact McNemar p-value from the discordant pairs: samples right only in the reference
     run (`reference_only`) and right only in the candidate (`candidate_only`). Under no difference each
     discordant pair is a fair coin, so this is the exact binomial test of the split."""
+    from scipy import stats  # imported on use: scipy.stats is slow to import
+
     discordant = reference_only + candidate_only
     if discordant == 0:
         return 1.0
