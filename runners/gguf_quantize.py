@@ -12,12 +12,11 @@ judge what a quantization costs (run the result with `evals run --backend llamac
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from runners.llama_server import BUILD_SCRIPT, cached_builds
+from runners.llama_server import BUILD_SCRIPT, locate_tool
 
 BINARY = "llama-quantize"
 # The types llama-quantize accepts by name (llama.cpp 0.3.x); checked before the binary runs so a
@@ -42,26 +41,13 @@ class QuantizationError(RuntimeError):
 
 def find_llama_quantize(explicit: str | Path | None = None) -> Path:
     """The llama-quantize binary: `explicit` > $EVALS_LLAMA_QUANTIZE > PATH > newest cached build."""
-    for origin, candidate in (
-        ("binary", explicit),
-        ("EVALS_LLAMA_QUANTIZE", os.environ.get("EVALS_LLAMA_QUANTIZE")),
-    ):
-        if candidate:
-            path = Path(candidate).expanduser()
-            if not (path.is_file() and os.access(path, os.X_OK)):
-                raise QuantizeNotFound(
-                    f"{origin} {str(candidate)!r} is not an executable llama-quantize binary"
-                )
-            return path
-    on_path = shutil.which(BINARY)
-    if on_path:
-        return Path(on_path)
-    for build in cached_builds():
-        if (build / "bin" / BINARY).is_file():
-            return build / "bin" / BINARY
-    raise QuantizeNotFound(
-        f"{BINARY} not found (not on PATH, not in any cached llama.cpp build); build it with {BUILD_SCRIPT}"
-    )
+    given = (("binary", explicit), ("EVALS_LLAMA_QUANTIZE", os.environ.get("EVALS_LLAMA_QUANTIZE")))
+    found = locate_tool(BINARY, given, QuantizeNotFound)
+    if found is None:
+        raise QuantizeNotFound(
+            f"{BINARY} not found (not on PATH, not in any cached llama.cpp build); build it with {BUILD_SCRIPT}"
+        )
+    return found
 
 
 def quant_type(name: str) -> str:

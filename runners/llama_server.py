@@ -74,29 +74,34 @@ def _version_key(name: str) -> tuple[int, ...]:
     return tuple(int(part) for part in re.findall(r"\d+", name))
 
 
-def find_llama_server(explicit: str | None = None) -> Path:
-    """The llama-server binary: `explicit` > $EVALS_LLAMA_SERVER > PATH > newest cached build."""
-    for origin, candidate in (
-        ("server_binary", explicit),
-        ("EVALS_LLAMA_SERVER", _env("EVALS_LLAMA_SERVER")),
-    ):
+def locate_tool(
+    binary: str, given: tuple[tuple[str, str | Path | None], ...], not_found: type[Exception]
+) -> Path | None:
+    """A llama.cpp tool: the first set path of `given` ((origin, path) pairs, e.g. an option then an
+    environment variable), else `binary` on PATH, else the newest cached build that has it; None when
+    it is nowhere. A given path that is not an executable file raises `not_found` naming its origin."""
+    for origin, candidate in given:
         if candidate:
             path = Path(candidate).expanduser()
             if not (path.is_file() and os.access(path, os.X_OK)):
-                raise LlamaServerNotFound(
-                    f"{origin} {candidate!r} is not an executable file; point it at a llama-server binary"
-                )
+                raise not_found(f"{origin} {str(candidate)!r} is not an executable {binary} binary")
             return path
-    on_path = shutil.which(BINARY)
+    on_path = shutil.which(binary)
     if on_path:
         return Path(on_path)
-    builds = cached_builds()
-    if builds:
-        return builds[0] / "bin" / BINARY
-    raise LlamaServerNotFound(
-        f"llama-server not found (not on PATH, no build under {llama_cpp_home()}); build it with "
-        f"{BUILD_SCRIPT} or pass the server_binary option (or set EVALS_LLAMA_SERVER)"
-    )
+    return next((b / "bin" / binary for b in cached_builds() if (b / "bin" / binary).is_file()), None)
+
+
+def find_llama_server(explicit: str | None = None) -> Path:
+    """The llama-server binary: `explicit` > $EVALS_LLAMA_SERVER > PATH > newest cached build."""
+    given = (("server_binary", explicit), ("EVALS_LLAMA_SERVER", _env("EVALS_LLAMA_SERVER")))
+    found = locate_tool(BINARY, given, LlamaServerNotFound)
+    if found is None:
+        raise LlamaServerNotFound(
+            f"llama-server not found (not on PATH, no build under {llama_cpp_home()}); build it with "
+            f"{BUILD_SCRIPT} or pass the server_binary option (or set EVALS_LLAMA_SERVER)"
+        )
+    return found
 
 
 def llama_cpp_source() -> Path | None:
