@@ -2,19 +2,25 @@
 
 Each completion is committed the moment it arrives (WAL journal), so a crash or SIGKILL loses at
 most the request in flight. Failed completions (backend errors) are not stored: a re-run retries
-them. This module does not decide what to generate; the runner asks it what is already done.
+them. Several processes may share one cache file: the first completion stored under a key is kept
+and `put` hands it back, so every run agrees with the cache. A full disk or an unreadable file is
+one OSError naming the cache (what was committed before stays readable). This module does not
+decide what to generate; the runner asks it what is already done.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sqlite3
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from evals.faults import fault_point
 from evals.schema import Completion, Request, stable_hash
 
 SCHEMA = """
@@ -45,35 +51,63 @@ class CompletionCache:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # durable against process death, not power loss
-        self._db.execute("PRAGMA busy_timeout=30000")
-        self._db.executescript(SCHEMA)
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA busy_timeout=30000")
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")  # durable against process death, not power loss
+            self._db.executescript(SCHEMA)
+        except sqlite3.Error as exc:
+            raise self._failure(exc, "open") from exc
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Completion]:
         keys = list(keys)
         found: dict[str, Completion] = {}
-        for start in range(0, len(keys), 500):
-            chunk = keys[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = self._db.execute(
-                f"SELECT cache_key, completion FROM completions WHERE cache_key IN ({marks})", chunk
-            )
-            for key, blob in rows:
-                found[key] = Completion.from_json(json.loads(blob))
+        try:
+            for start in range(0, len(keys), 500):
+                chunk = keys[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                rows = self._db.execute(
+                    f"SELECT cache_key, completion FROM completions WHERE cache_key IN ({marks})", chunk
+                )
+                for key, blob in rows:
+                    found[key] = Completion.from_json(json.loads(blob))
+        except sqlite3.Error as exc:
+            raise self._failure(exc, "read") from exc
         return found
 
     def put(
         self, key: str, model_hash: str, completion: Completion, *, replace_existing: bool = False
-    ) -> None:
-        """Store one completion and commit at once. An existing entry is kept unless
-        `replace_existing` (a fresh run's new completion replaces the old one)."""
+    ) -> Completion:
+        """Store one completion and commit at once; return the completion the cache now holds.
+
+        An existing entry is kept unless `replace_existing` (a fresh run's new completion replaces
+        the old one): when another process stored this key first, its completion (under this
+        completion's request key) is returned, so that this run reports what the cache holds."""
         verb = "INSERT OR REPLACE" if replace_existing else "INSERT OR IGNORE"
-        self._db.execute(
-            f"{verb} INTO completions VALUES (?, ?, ?, ?, ?)",
-            (key, completion.key, model_hash, json.dumps(completion.to_json()), time.time()),
+        try:
+            cursor = self._db.execute(
+                f"{verb} INTO completions VALUES (?, ?, ?, ?, ?)",
+                (key, completion.key, model_hash, json.dumps(completion.to_json()), time.time()),
+            )
+            stored = None if cursor.rowcount else self.get_many([key]).get(key)
+        except sqlite3.Error as exc:
+            raise self._failure(exc, "write to") from exc
+        fault_point("commit", key)
+        return completion if stored is None else replace(stored, key=completion.key)
+
+    def _failure(self, exc: sqlite3.Error, doing: str) -> OSError:
+        """One line naming the cache file, what went wrong and what to do."""
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        hint = (
+            "free disk space or pass --cache FILE on another disk, then run the same command again "
+            "(completions committed so far are kept)"
+            if "full" in reason
+            else "check the file, or pass --cache FILE to use another cache"
         )
+        failure = OSError(f"cannot {doing} the completion cache {self.path}: {reason}; {hint}")
+        failure.errno = errno.ENOSPC if "full" in reason else errno.EIO
+        return failure
 
     def rows(self) -> list[dict[str, Any]]:
         """Every stored row (for inspection and tests)."""

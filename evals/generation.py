@@ -104,7 +104,7 @@ def _generate_pending(
                         f"backend returned an unexpected or repeated completion '{completion.key}'"
                     )
                 if completion.error is None:
-                    cache.put(ckey, mhash, completion, replace_existing=fresh)
+                    completion = cache.put(ckey, mhash, completion, replace_existing=fresh)  # what it holds
                     stats.generated += 1
                 else:
                     stats.failed += 1

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from evals.faults import fault_point
 from evals.prompt_store import PromptStore, read_prompts
 from evals.records import Results, RunInfo, SampleRecord
 from reports.html import render_html
@@ -37,9 +38,14 @@ def jsonl_line(record: dict[str, Any]) -> str:
 
 def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w") as handle:
-        for record in records:
-            handle.write(jsonl_line(record))
+    try:
+        with tmp.open("w") as handle:
+            for record in records:
+                handle.write(jsonl_line(record))
+        fault_point("write", path.name)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk keeps no partial file
+        raise
     os.replace(tmp, path)
 
 
@@ -52,7 +58,12 @@ def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
 
 def _write_text(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
+    try:
+        tmp.write_text(text)
+        fault_point("write", path.name)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk keeps no partial file
+        raise
     os.replace(tmp, path)
 
 

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from evals.faults import fault_point
 from evals.prompt_store import PromptStore
 from evals.records import (
     FollowupRecord,
@@ -127,6 +128,7 @@ def score_all(
 ) -> TaskResult:
     """Score every request that has a completion (requests without one are skipped); a follow-up
     turn's completion, keyed by the first turn's request key, goes to `task.score(followup=...)`."""
+    fault_point("score", label or task.name)
     by_id = {s.id: s for s in samples}
     followups = followups or {}
     items = [
