@@ -16,8 +16,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from evals import environment
+from evals import environment, sharding
 from evals.cache import CompletionCache, default_cache_path
+from evals.cards import Card
 from evals.cards import Row as CardRow
 from evals.generation import generate_all
 from evals.models import resolve_model
@@ -39,7 +40,7 @@ from evals.run_dir import write_run
 from evals.schema import Completion, FollowupTask, Request, ResourceReporter, Sampling
 from evals.scoring import TaskResult, sample_records, score_all
 
-__all__ = ["RunOptions", "RunOutcome", "run"]
+__all__ = ["Generated", "RunOptions", "RunOutcome", "finish", "run"]
 
 
 @dataclass
@@ -51,19 +52,23 @@ class RunOutcome:
     task_results: list[TaskResult]
 
 
-def run(options: RunOptions) -> RunOutcome:
-    """Generate what is missing, score, and write the run directory."""
+def run(options: RunOptions, *, cache: CompletionCache | None = None) -> RunOutcome:
+    """Generate what is missing, score, and write the run directory. With `options.shard` only that
+    shard's requests are generated and a shard directory is written instead (evals.sharding);
+    `cache` replaces the one `options.cache` names (the Ray executor's shard tasks pass theirs)."""
     started_clock = time.perf_counter()
     started = time.strftime("%Y-%m-%dT%H:%M:%S")
     card = card_for(options)
     check_inputs(card, options)
     plans = [plan_row(row, options) for row in card.rows]
+    if options.shard is not None:
+        plans = [sharding.restrict(plan, options.shard) for plan in plans]
     groups: dict[tuple[str, str], list[PlannedRow]] = {}  # rows may name their own model
     for plan in plans:
         backend_name = options.backend or plan.row.backend or card.backend
         spec = options.model or plan.row.model or card.model
         groups.setdefault((backend_name, spec), []).append(plan)
-    cache = CompletionCache(options.cache or default_cache_path())
+    cache = cache or CompletionCache(options.cache or default_cache_path())
     generated = Generated()
     try:
         for (backend_name, spec), members in groups.items():
@@ -71,6 +76,21 @@ def run(options: RunOptions) -> RunOutcome:
                 _generate(backend_name, spec, members, options, cache, generated)
     finally:
         cache.close()
+    if options.shard is not None:
+        return _write_shard(card, options, plans, generated, started, time.perf_counter() - started_clock)
+    return finish(card, options, plans, generated, started, started_clock)
+
+
+def finish(
+    card: Card,
+    options: RunOptions,
+    plans: list[PlannedRow],
+    generated: Generated,
+    started: str,
+    started_clock: float,
+) -> RunOutcome:
+    """Score every planned row with the completions generated (here, or by the shards that
+    evals.merge combines) and write the run directory."""
     task_results = [
         _score_row(p, generated.completions, generated.followups) for p in plans if p.task is not None
     ]
@@ -101,6 +121,32 @@ def run(options: RunOptions) -> RunOutcome:
     out_dir = options.output or Path("runs") / f"{card.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     report = write_run(out_dir, run_info, results, samples, prompts, redact=options.redact)
     return RunOutcome(out_dir, results, run_info, report, task_results)
+
+
+def _write_shard(
+    card: Card, options: RunOptions, plans: list[PlannedRow], generated: Generated, started: str, wall: float
+) -> RunOutcome:
+    """A shard's partial records (evals.sharding), not scored: evals.merge scores the whole set."""
+    assert options.shard is not None
+    index, count = options.shard
+    run_info = RunInfo(
+        kind="shard",
+        started=started,
+        finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
+        environment=environment.describe(),
+        card={"name": card.name, "path": card.path, "sha256": card.sha256},
+        models=generated.models,
+        options=_recorded_options(options),
+        tasks=[_task_info(p) for p in plans],
+        generation=generated.stats,
+        wall_seconds=wall,
+        shard=sharding.shard_info(plans, options.shard, generated.costs),
+    )
+    default = Path("runs") / f"{card.name}-{time.strftime('%Y%m%d-%H%M%S')}-shard-{index}-of-{count}"
+    out_dir = options.output or default
+    sharding.write_shard(out_dir, run_info, plans, generated.completions, generated.followups)
+    header = ReportHeader(title=f"{card.title}: shard {index}/{count}", card=card.name, started=started)
+    return RunOutcome(out_dir, Results(header, []), run_info, "", [])
 
 
 class Generated:

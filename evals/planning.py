@@ -38,6 +38,8 @@ class RunOptions:
     fresh: bool = False  # regenerate everything; new completions replace cached ones
     show_progress: bool = True
     redact: bool | None = None  # question text in report.html: None = as each task asks
+    model_paths: dict[str, str] = field(default_factory=dict)  # model spec -> local copy (run --offline)
+    shard: tuple[int, int] | None = None  # (index from 1, count): only this shard's requests (evals.sharding)
 
 
 @dataclass
@@ -58,7 +60,7 @@ def card_for(options: RunOptions) -> Card:
         return load_card(SMOKE_CARD)
     if options.card is not None:
         card = load_card(options.card)
-        return select_rows(card, options.tasks) if options.tasks else card
+        return local_models(select_rows(card, options.tasks) if options.tasks else card, options.model_paths)
     if not options.model:
         raise ValueError("--tasks without --card needs --model (the model to run); or use --card NAME")
     rows = tuple(
@@ -72,6 +74,14 @@ def card_for(options: RunOptions) -> Card:
         backend=options.backend or "hf",
         rows=rows,
     )
+
+
+def local_models(card: Card, paths: dict[str, str]) -> Card:
+    """The card with each model spec that `paths` maps (a hub id) replaced by its local copy."""
+    if not paths:
+        return card
+    rows = tuple(replace(row, model=paths.get(row.model, row.model)) if row.model else row for row in card.rows)
+    return replace(card, model=paths.get(card.model, card.model), rows=rows)
 
 
 def select_rows(card: Card, wanted: list[str]) -> Card:

@@ -247,10 +247,22 @@ class TaskInfo:
 
 
 @dataclass(frozen=True)
+class ShardInfo:
+    """A shard of a run (`evals run --shard INDEX/COUNT`): the request keys it owns, each row's
+    protocol (so that `evals merge` can refuse shards that do not belong to one run) and cost."""
+
+    index: int  # from 1
+    count: int
+    request_keys: list[str] = field(default_factory=list)
+    protocols: dict[str, RowProtocol] = field(default_factory=dict)  # by row label
+    costs: dict[str, RowCost] = field(default_factory=dict)  # by row label: what this shard generated
+
+
+@dataclass(frozen=True)
 class RunInfo:
     """run.json: how the run was made (configuration, models, environment, totals)."""
 
-    kind: str  # "run" (generated here) or "score" (existing generations rescored)
+    kind: str  # "run" (generated here), "score" (existing generations rescored) or "shard"
     started: str
     finished: str
     environment: dict[str, Any]
@@ -262,6 +274,7 @@ class RunInfo:
     wall_seconds: float = 0.0
     predictions: dict[str, Any] | None = None  # kind "score": the predictions file read
     gold_mismatches: list[dict[str, Any]] = field(default_factory=list)
+    shard: ShardInfo | None = None  # kind "shard": a partial run that `evals merge` combines
     format_version: str = FORMAT_VERSION
 
     def to_json(self) -> dict[str, Any]:
