@@ -19,13 +19,7 @@ from runs import mmlu_with_duplicates
 
 _TALLY = pytest.StashKey[Counter[str]]()
 _KINDS = pytest.StashKey[set[str]]()
-SHOWN = (
-    "kill points",
-    "concurrent runs",
-    "fuzzed inputs",
-    "property examples",
-    "requests regenerated after a kill (in flight)",
-)
+SHOWN = ("kill points", "concurrent runs", "fuzzed inputs", "property examples")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -55,7 +49,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
         return
     failed = len(terminalreporter.stats.get("failed", [])) + len(terminalreporter.stats.get("error", []))
     terminalreporter.section("reliability", sep="-")
-    tried = ", ".join(f"{counts[name]} {name}" for name in SHOWN)
+    names = [*SHOWN, *(n for n in counts if n not in SHOWN and n != "lost or silently wrong")]
+    tried = ", ".join(f"{counts[name]} {name}" for name in names)
     terminalreporter.write_line(f"tried: {tried}; {len(kinds)} fault kinds ({', '.join(sorted(kinds))})")
     wrong = counts["lost or silently wrong"]
     if failed or wrong:
