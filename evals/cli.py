@@ -21,6 +21,7 @@ from evals.cards import card_names, load_card
 from evals.cli_compare import add_compare
 from evals.cli_export import add_export
 from evals.cli_gate import add_gate
+from evals.cli_prefetch import add_prefetch
 from evals.cli_scaleout import add_merge, add_scaleout_flags, run_scaleout, uses_scaleout
 
 EXIT_USAGE = 2
@@ -97,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_parity(sub)
     add_compare(sub)
     add_gate(sub)
+    add_prefetch(sub)
     add_merge(sub)
     add_export(sub)
     _add_listing(sub, "tasks", "list tasks with their versions, variants (and what each means) and options")
@@ -151,6 +153,8 @@ def _add_run(sub: Any) -> None:
                      help="turn the model's thinking mode on or off (default: the card's)")  # fmt: skip
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
     _add_redact_option(run)
+    run.add_argument("--offline", type=Path, metavar="DIR",
+                     help="read the model and data only from this `evals prefetch` folder (no hub access)")  # fmt: skip
     add_scaleout_flags(run)
     run.set_defaults(handler=_cmd_run)
 
@@ -327,6 +331,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         show_progress=not args.no_progress,
         redact=args.redact_questions,
     )
+    if args.offline is not None:
+        from evals.offline import offline_options
+
+        options = offline_options(options, args.offline)
     if uses_scaleout(args):
         return run_scaleout(args, options)
     outcome = run(options)

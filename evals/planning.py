@@ -80,7 +80,9 @@ def local_models(card: Card, paths: dict[str, str]) -> Card:
     """The card with each model spec that `paths` maps (a hub id) replaced by its local copy."""
     if not paths:
         return card
-    rows = tuple(replace(row, model=paths.get(row.model, row.model)) if row.model else row for row in card.rows)
+    rows = tuple(
+        replace(row, model=paths.get(row.model, row.model)) if row.model else row for row in card.rows
+    )
     return replace(card, model=paths.get(card.model, card.model), rows=rows)
 
 
