@@ -68,13 +68,20 @@ def _protocol_differences(
     keys: Sequence[Key],
 ) -> list[str]:  # fmt: skip
     """Protocol differences of two runs of a row. The data fingerprint is left out (runs of different
-    subsets of one dataset differ there); the targets of the matched samples are compared instead."""
+    subsets of one dataset differ there); the targets and prompts of the matched samples are compared
+    instead, and a changed one names the two data fingerprints (the dataset changed between the runs)."""
     found = [
         d for d in ref_row.protocol.differences(cand_row.protocol) if not d.startswith("data_fingerprint:")
     ]
+    fingerprints = (str(row.protocol.data_fingerprint)[:12] for row in (ref_row, cand_row))
+    data = "data_fingerprint {} vs {}".format(*fingerprints)
     for key in keys:
         if ref[key].target != cand[key].target:
-            found.append(f"target of sample {key[0]}: {ref[key].target} vs {cand[key].target}")
+            found.append(f"target of sample {key[0]}: {ref[key].target} vs {cand[key].target} ({data})")
+            break
+    for key in keys:
+        if ref[key].prompt_id != cand[key].prompt_id:
+            found.append(f"prompt of sample {key[0]} differs ({data})")
             break
     return found
 
