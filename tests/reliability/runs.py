@@ -33,11 +33,15 @@ def mmlu_with_duplicates(folder: Path) -> Path:
     return path
 
 
-def run_args(base_url: str, out: Path, cache: Path, data: Path, *extra: str) -> list[str]:
+def run_args(base_url: str, out: Path, cache: Path, data: Path, *extra: str, tasks: str = "") -> list[str]:
+    """The command line of a run; `tasks` (comma-separated) runs only those rows of the card."""
+    chosen = ["--tasks", tasks] if tasks else []
+    if not tasks or "aime" in tasks:
+        chosen += ["--task-opt", "last_chance=true"]
     return [
-        "run", "--card", "smoke", "--backend", "openai", "--model", "reliability-model",
+        "run", "--card", "smoke", *chosen, "--backend", "openai", "--model", "reliability-model",
         "--backend-opt", f"base_url={base_url}", "--backend-opt", "concurrency=1",
-        "--backend-opt", "max_retries=0", "--repeats", "2", "--task-opt", "last_chance=true",
+        "--backend-opt", "max_retries=0", "--repeats", "2",
         "--data", f"mmlu_pro={data}", "--cache", str(cache), "--output", str(out), "--no-progress", *extra,
     ]  # fmt: skip
 
