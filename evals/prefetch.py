@@ -219,7 +219,10 @@ def _replace_item(manifest: Manifest, old: dict[str, Any], new: dict[str, Any]) 
 
 def _reason(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
-    return f"{type(exc).__name__}: {text[:300]}"
+    reason = f"{type(exc).__name__}: {text[:300]}"
+    if type(exc).__name__ == "GatedRepoError" or any(code in text for code in ("401 Client", "403 Client")):
+        reason += "; the repository is gated: accept its terms on the hub, then set HF_TOKEN or log in"
+    return reason
 
 
 # --- local models ---------------------------------------------------------------------------------

@@ -11,10 +11,11 @@ serves the endpoints `huggingface_hub`'s `repo_info`, `list_repo_tree`, `snapsho
   (`X-Repo-Commit`, `ETag`, `Content-Length`; `Range: bytes=N-` is honoured).
 
 A revision is the repo's commit id or one of its branch names; anything else is a 404 with
-`X-Error-Code: RevisionNotFound` (`RepoNotFound`, `EntryNotFound` likewise), as the hub answers.
+`X-Error-Code: RevisionNotFound` (`RepoNotFound`, `EntryNotFound` likewise), as the hub answers; a
+repo marked `gated` lists its files but answers 401 `GatedRepo` for every one.
 Every request line is recorded in `requests`. Point the client at it with `HF_ENDPOINT` (in a
 child process) or pass `url` as the endpoint. It stores nothing on disk and knows no tokens,
-gating, xet storage or uploads.
+xet storage or uploads.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class StubRepo:
     files: dict[str, bytes]
     commit: str
     branches: tuple[str, ...] = ("main",)
+    gated: bool = False  # its info is public; its files answer 401 GatedRepo (no token is ever accepted)
     info_extra: dict[str, Any] = field(default_factory=dict)
 
     def knows(self, revision: str) -> bool:
@@ -175,6 +177,11 @@ class _Handler(BaseHTTPRequestHandler):
         repo = self._repo(repo_type, repo_id, revision)
         if repo is None:
             return
+        if repo.gated:
+            self._error(
+                401, "GatedRepo", f"Access to {repo.repo_id} is restricted; you must be authenticated"
+            )
+            return
         content = repo.files.get(path)
         if content is None:
             self._error(404, "EntryNotFound", f"{path} does not exist at {revision}")
@@ -221,7 +228,7 @@ def _info(repo: StubRepo) -> dict[str, Any]:
         "sha": repo.commit,
         "lastModified": LAST_MODIFIED,
         "private": False,
-        "gated": False,
+        "gated": "manual" if repo.gated else False,
         "disabled": False,
         "tags": [],
         "siblings": [{"rfilename": name} for name in sorted(repo.files)],

@@ -368,6 +368,11 @@ def test_prefetch_errors_are_one_line(
         OfflineError, match=r"cannot resolve dataset TIGER-Lab/MMLU-Pro@3373e0b32277 .*RevisionNotFound"
     ):
         fetch(hub, tmp_path / "b", card, tasks=["mmlu_pro"])
+    hub.repos[("dataset", "Idavidrein/gpqa")].gated = True
+    with pytest.raises(
+        OfflineError, match=r"cannot download dataset Idavidrein/gpqa@main .* gated: accept its terms"
+    ):
+        fetch(hub, tmp_path / "b", card, tasks=["gpqa_diamond"])
     with socket.create_server(("127.0.0.1", 0)) as closed:
         dead = f"http://127.0.0.1:{closed.getsockname()[1]}"
     start = time.monotonic()
