@@ -44,7 +44,25 @@ def default_cache_path() -> Path:
 
 def cache_key(model_hash: str, request: Request) -> str:
     """Hash of the model fingerprint hash and the request's full identity (media by hash)."""
-    return stable_hash({"model": model_hash, "request": request.cache_identity()})
+    identity = request.cache_identity()
+    identity["sampling"] = _canonical_sampling(identity["sampling"])
+    return stable_hash({"model": model_hash, "request": identity})
+
+
+def _canonical_sampling(sampling: dict[str, Any]) -> dict[str, Any]:
+    """Sampling numbers as one type each, so that equal settings give one key: a card's
+    `temperature = 1` (a TOML integer) and `--temperature 1` (a float) are the same setting, and
+    -0.0 is 0.0. Values already of their type are unchanged (existing keys stay valid)."""
+    out = dict(sampling)
+    for name in ("temperature", "top_p"):
+        value = out.get(name)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            out[name] = float(value) + 0.0
+    for name in ("top_k", "max_tokens", "seed"):
+        value = out.get(name)
+        if isinstance(value, float) and value.is_integer():
+            out[name] = int(value)
+    return out
 
 
 class CompletionCache:
