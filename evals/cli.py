@@ -21,6 +21,7 @@ from evals.cards import card_names, load_card
 from evals.cli_compare import add_compare
 from evals.cli_export import add_export
 from evals.cli_gate import add_gate
+from evals.cli_plan import add_plan
 from evals.cli_prefetch import add_prefetch
 from evals.cli_scaleout import add_merge, add_scaleout_flags, run_scaleout, uses_scaleout
 
@@ -101,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_prefetch(sub)
     add_merge(sub)
     add_export(sub)
+    add_plan(sub)
     _add_listing(sub, "tasks", "list tasks with their versions, variants (and what each means) and options")
     _add_listing(sub, "backends", "list backends with their options (name, type, default, meaning)")
     _add_listing(sub, "cards", "list model cards and their rows")
