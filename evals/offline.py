@@ -58,7 +58,7 @@ class HubNeed:
     repo: str
     revision: str  # as requested: a pinned commit, or a branch for an unpinned source
     patterns: tuple[str, ...]  # fnmatch patterns of repo paths ("*": all, less `ignored`)
-    data_path: str = ""  # relative to the repo's folder; "" is the folder itself
+    data_path: str = ""  # relative to the repo's folder; "" is the folder itself, ".." the one holding it
     ignored: tuple[str, ...] = ()
     used_by: tuple[str, ...] = ()  # task names or model specs, for messages
 
@@ -97,13 +97,11 @@ def data_needs(task_name: str, task: Any) -> list[HubNeed]:
         from tasks import aime
 
         repos = aime.HUB_DATASETS[task.year]
-        if len(repos) != 1:
-            raise OfflineError(
-                f"aime {task.year} is published as {len(repos)} hub datasets ({', '.join(repos)}), which one "
-                "--data path cannot stand for; prefetch another year, or pass --data aime=FILE with its 30 problems"
-            )
         revision = aime.HUB_REVISIONS[task.year] or "main"
-        return [HubNeed("dataset", repos[0], revision, ("*.parquet",), used_by=(task_name,))]
+        beside = ".." if len(repos) > 1 else ""  # a split year reads its datasets' folders side by side
+        return [
+            HubNeed("dataset", repo, revision, ("*.parquet",), beside, used_by=(task_name,)) for repo in repos
+        ]
     if task_name == "livecodebench":
         from tasks import livecodebench as lcb
 
@@ -306,7 +304,7 @@ def offline_options(options: RunOptions, folder: Path) -> RunOptions:
     fetch = prefetch_command(options, folder)
     data = dict(options.data)
     for plan, need in datasets:
-        path = str(_located(manifest, need, f"row '{plan.label}'", fetch) / need.data_path).rstrip("/")
+        path = os.path.normpath(_located(manifest, need, f"row '{plan.label}'", fetch) / need.data_path)
         if data.get(plan.task, path) != path:
             raise OfflineError(
                 f"rows of task '{plan.task}' need different data ({data[plan.task]} and {path}); "

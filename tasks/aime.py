@@ -30,7 +30,8 @@ Sources
   "Please reason step by step..." instruction is removed), or MathArena's folder layout
   (`aime_<year>_I/`, `aime_<year>_II/` with `answers.csv` and `problems/<n>.tex`, as in
   eth-sri/matharena `data/aime/` before it moved to the hub), either the folder holding both or one
-  competition folder.
+  competition folder; for 2024 also the two hub datasets' folders side by side (`aime_2024_I/`,
+  `aime_2024_II/`, as `evals prefetch` writes them), read and numbered as from the hub.
 - Prompt, extraction and last-chance turn: eth-sri/matharena @ e927660 `configs/competitions/aime/
   aime_2026.yaml`, `src/matharena/parser.py`, `src/matharena/runner.py` (docs/protocols/aime.md
   § Prompt, § Answer extraction, § Scoring).
@@ -42,6 +43,7 @@ import math
 import re
 import threading
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -300,6 +302,11 @@ class AIME:
         folders = matharena_folders(Path(data), self.year)
         if folders:
             return [row for folder in folders for row in read_matharena_folder(folder)]
+        copies = hub_copies(Path(data), self.year)
+        if copies:  # e.g. 2024's two hub datasets side by side, as `evals prefetch` lays them out
+            return _hub_year(
+                self.year, lambda dataset: load_rows(str(copies[dataset]), SPLIT, main_split=SPLIT)
+            )
         return _clean_rows(load_rows(data, SPLIT, main_split=SPLIT))
 
     # --- prompts --------------------------------------------------------------------------------
@@ -485,18 +492,31 @@ def _clean_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [_clean_row(row, number) for number, row in enumerate(rows, 1)]
 
 
-def _hub_year(year: str) -> list[dict[str, Any]]:
-    """The year's 30 problems from the hub; a year published as two datasets (AIME I and II, 15
-    problems each, `problem_idx` 1-15) gets ids 1-30 in competition order, as the combined sets."""
+def hub_copies(path: Path, year: str) -> dict[str, Path]:
+    """Local copies of a year published as several hub datasets: the folders in `path` named as the
+    datasets (`aime_2024_I/`, `aime_2024_II/`), by dataset; {} when the year is one dataset or a
+    copy is missing."""
+    datasets = HUB_DATASETS[year]
+    if len(datasets) < 2 or not path.is_dir():
+        return {}
+    copies = {dataset: path / dataset.split("/")[-1] for dataset in datasets}
+    return copies if all(folder.is_dir() for folder in copies.values()) else {}
+
+
+def _hub_year(year: str, read: Callable[[str], list[dict[str, Any]]] | None = None) -> list[dict[str, Any]]:
+    """The year's 30 problems from the hub (or `read(dataset)`, local copies of the hub datasets); a
+    year published as two datasets (AIME I and II, 15 problems each, `problem_idx` 1-15) gets ids
+    1-30 in competition order, as the combined sets."""
     datasets = HUB_DATASETS[year]
     revision = HUB_REVISIONS[year] or "main"
+    fetch = read or (lambda dataset: hub_rows(dataset, SPLIT, revision))
     if len(datasets) == 1:
-        rows = _clean_rows(hub_rows(datasets[0], SPLIT, revision))
+        rows = _clean_rows(fetch(datasets[0]))
         _check_count(rows, N_PROBLEMS, datasets[0])
         return rows
     combined = []
     for offset, dataset in enumerate(datasets):
-        rows = _clean_rows(hub_rows(dataset, SPLIT, revision))
+        rows = _clean_rows(fetch(dataset))
         _check_count(rows, PROBLEMS_PER_COMPETITION, dataset)
         numbers = sorted(_as_integer(row["id"], f"problem_idx in {dataset}") for row in rows)
         if numbers != list(range(1, PROBLEMS_PER_COMPETITION + 1)):

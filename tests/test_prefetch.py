@@ -481,6 +481,27 @@ def test_the_gemma_card_needs_every_dataset_at_its_pinned_revision_and_the_model
     assert card_needs(card, RunOptions(card="gemma-4-12b-it", data={"*": "builtin"}))[0] == []
     with pytest.raises(OfflineError, match=r"llama\.cpp backend loads a local \.gguf file"):
         card_needs(card, RunOptions(card="gemma-4-12b-it", backend="llamacpp"))
-    with pytest.raises(OfflineError, match=r"aime 2024 is published as 2 hub datasets"):
-        aime_2024 = RunOptions(card="gemma-4-12b-it", tasks=["aime"], variant="2024")
-        card_needs(card_for(aime_2024), aime_2024)
+    aime_2024 = RunOptions(card="gemma-4-12b-it", tasks=["aime"], variant="2024")
+    needs = card_needs(card_for(aime_2024), aime_2024)[0]
+    assert [(n.repo, n.data_path) for _, n in needs] == [
+        ("MathArena/aime_2024_I", ".."),
+        ("MathArena/aime_2024_II", ".."),
+    ]
+
+
+def test_aime_2024_two_hub_datasets_run_offline_numbered_as_online(hub: HubStub, tmp_path: Path) -> None:
+    for half in ("I", "II"):
+        rows = [{"problem_idx": n, "problem": f"AIME {half} problem {n}", "answer": n} for n in range(1, 16)]
+        hub.add_repo(
+            "dataset", f"MathArena/aime_2024_{half}", {"data/train-00000-of-00001.parquet": _parquet(rows)}
+        )
+    hub.add_repo("model", "google/gemma-4-12B-it", {"config.json": b"{}"})
+    folder = tmp_path / "carry"
+    chosen = RunOptions(card="gemma-4-12b-it", tasks=["aime"], variant="2024")
+    prefetch(PrefetchOptions(folder, chosen, endpoint=hub.url, log=lambda _: None))
+    options = offline_options(chosen, folder)
+    assert options.data == {"aime": str(folder.resolve() / "datasets/MathArena")}
+    (row,) = card_for(options).rows
+    samples = plan_row(row, options).samples
+    assert [s.id for s in samples] == [str(n) for n in range(1, 31)]
+    assert samples[15].inputs["problem"] == "AIME II problem 1" and samples[15].target == 1
