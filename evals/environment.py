@@ -74,9 +74,15 @@ def is_secret(name: str) -> bool:
 
 
 def redacted_argv(argv: list[str]) -> list[str]:
-    """The command line with the values of KEY=VALUE arguments whose key names a credential replaced."""
-    out = []
-    for arg in argv:
-        name, sep, _ = arg.partition("=")
-        out.append(f"{name}=<redacted>" if sep and is_secret(name.lstrip("-")) else arg)
-    return out
+    """The command line with the values of KEY=VALUE arguments whose key names a credential replaced,
+    also written as one argument with the flag (`--backend-opt=api_key=...`)."""
+    return [_redacted_arg(arg) for arg in argv]
+
+
+def _redacted_arg(arg: str) -> str:
+    name, sep, value = arg.partition("=")
+    if sep and is_secret(name.lstrip("-")):
+        return f"{name}=<redacted>"
+    if sep and name.startswith("-") and "=" in value:  # --flag=KEY=VALUE
+        return f"{name}={_redacted_arg(value)}"
+    return arg

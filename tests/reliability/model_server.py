@@ -44,6 +44,7 @@ class ModelServer:
         self.unique = unique
         self.delay = delay
         self.generations: Counter[str] = Counter()  # request identity -> times generated
+        self.auth: set[str] = set()  # Authorization headers received
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._server.daemon_threads = True
@@ -103,6 +104,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+        self.server.model.auth.add(self.headers.get("Authorization") or "")  # type: ignore[attr-defined]
         self._json(self.server.model.reply(body))  # type: ignore[attr-defined]
 
     def _json(self, data: dict[str, Any]) -> None:
