@@ -5,8 +5,12 @@ is dequantized once into a cached safetensors folder); its options are `HFOption
 text-only chat requests with the tokenizer's chat template (exactly one BOS) and raw prompts with
 the tokenizer's own special tokens; requests with image or audio parts go through the model's processor
 (`runners.hf_media`, media decoded inside each batch step). Generates in left-padded batches
-grouped by sampling settings (a batch may mix image, audio and text-only requests), with
-batch-size back-off on out-of-memory; samples each request with its own seed so results do not
+grouped by sampling settings and sorted by prompt length (a batch may mix image, audio and
+text-only requests); `batch_size=auto` sizes each batch from the model's KV-cache bytes per token,
+the prompt length, the token budget and the free memory (`runners.hf_generation.batch_for_budget`,
+at most `max_batch_size`), and halves it on out-of-memory; a batch stops as soon as every row has
+ended; `static_cache` switches to a preallocated KV cache (on CUDA, transformers then compiles the
+decode step); samples each request with its own seed so results do not
 depend on batch composition; decodes with special tokens kept and splits thought from answer.
 With `draft_model` (a Gemma 4 MTP assistant directory, `runners.hf_draft`) it generates one request
 at a time with the drafter (assisted generation is batch-1 only); greedy and seeded sampled outputs
@@ -48,11 +52,15 @@ from runners.hf_draft import Drafter, load_drafter
 from runners.hf_generation import (
     SAMPLER_VERSION,
     BatchSizer,
+    KVFootprint,
     SeededSampler,
     StopStrings,
     TokenCounter,
+    batch_for_budget,
+    free_memory_bytes,
     generate_with_backoff,
     is_oom,
+    kv_footprint,
 )
 from runners.hf_loading import (
     load_model,
@@ -166,9 +174,11 @@ class HFOptions(BackendOptions):
     )
     device: str = option("auto", "torch device: auto (cuda when available, else cpu), cpu, cuda, cuda:1, ...")
     batch_size: int | str = option(
-        "auto", "rows per generate call, or auto (start at max_batch_size, halve on OOM)"
+        "auto",
+        "rows per generate call, or auto (as many as the KV cache of prompt + max_tokens fits in free "
+        "memory, at most max_batch_size; halved on OOM)",
     )
-    max_batch_size: int = option(64, "the largest batch that batch_size=auto tries")
+    max_batch_size: int = option(64, "the largest batch that batch_size=auto tries (256+ pays on a big GPU)")
     gguf_file: str | None = option(None, "the .gguf file to load from a model directory holding several")
     revision: str | None = option(None, "hub revision (branch, tag or commit) of a hub model")
     max_soft_tokens: int | None = option(
@@ -178,6 +188,10 @@ class HFOptions(BackendOptions):
     draft_tokens: int | None = option(None, "tokens the drafter proposes per step (None: its own default)")
     gguf_cache: bool = option(
         True, "load a local .gguf from a safetensors copy dequantized once (~/.cache/evals/hf-gguf)"
+    )
+    static_cache: bool = option(
+        False,
+        "preallocated KV cache (on CUDA transformers compiles the decode step; each new shape recompiles)",
     )
 
 
@@ -221,6 +235,8 @@ class HFBackend:
         self.processor = loaded.processor
         self._processor_error = loaded.processor_error  # why AutoProcessor failed, for media requests
         self.loaded_from = loaded.loaded_from  # a GGUF's dequantized cache folder, else the source
+        self.footprint: KVFootprint = kv_footprint(self.config, self.model.dtype.itemsize)
+        self.batch_sizes: list[int] = []  # rows of each generate call, in order (diagnostics, benchmarks)
         self._setup_special_ids()
         self.draft: Drafter | None = None
         if opts.draft_model is not None:
@@ -323,8 +339,21 @@ class HFBackend:
                 yield error_completion(request, exc)
         for group in group_by_sampling(prepared):
             while group:
-                batch, group = group[: self._sizer.size], group[self._sizer.size :]
+                size = self._batch_size(group[0])
+                batch, group = group[:size], group[size:]
                 yield from self._run_batch(batch)
+
+    def set_batch_size(self, batch_size: int | str) -> None:
+        """Change `batch_size` (as the option takes it) on the loaded model (benchmarks)."""
+        self._sizer = resolve_batch_sizer(batch_size, self.options.max_batch_size)
+
+    def _batch_size(self, longest: _Prepared) -> int:
+        """Rows for the next batch, whose longest prompt is `longest`'s: the fixed size, or with
+        batch_size=auto the most that fit in free memory (at most the sizer's current size)."""
+        if not self._sizer.adaptive:
+            return self._sizer.size
+        free, budget = free_memory_bytes(self.model.device), longest.request.sampling.max_tokens
+        return batch_for_budget(self.footprint, free, len(longest.ids), budget, self._sizer.size)
 
     def _run_batch(self, batch: list[_Prepared]) -> Iterator[Completion]:
         """Yield the batch's completions; on an error, error Completions for the rest of it
@@ -354,6 +383,7 @@ class HFBackend:
         """Completions in batch order: media that fail to decode or encode give error Completions,
         and the rest of the batch is generated together."""
         start = time.perf_counter()
+        self.batch_sizes.append(len(batch))
         encoded = [self._encode(item) for item in batch]
         ready = [(item, enc) for item, enc in zip(batch, encoded, strict=True) if isinstance(enc, Encoded)]
         generated = iter(self._generate_rows(ready, start) if ready else [])
@@ -394,6 +424,7 @@ class HFBackend:
             logits_processor=processors,
             stopping_criteria=criteria,
             **self._draft_kwargs(),
+            **self._cache_kwargs(),
         )
         rows = output[:, prompt_len:].tolist()
         seconds = (time.perf_counter() - start) / len(batch)
@@ -405,6 +436,10 @@ class HFBackend:
 
     def _draft_kwargs(self) -> dict[str, Any]:
         return {"assistant_model": self.draft.model} if self.draft is not None else {}
+
+    def _cache_kwargs(self) -> dict[str, Any]:
+        use_static = self.options.static_cache and self.draft is None
+        return {"cache_implementation": "static"} if use_static else {}
 
     @torch.inference_mode()
     def greedy_ids(self, prompt_ids: Sequence[int], max_tokens: int) -> list[int]:

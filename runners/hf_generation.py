@@ -1,5 +1,5 @@
-"""Generation helpers for the transformers backend: per-row seeded sampling, stop strings, and
-batch-size back-off on out-of-memory.
+"""Generation helpers for the transformers backend: per-row seeded sampling, stop strings, batch
+sizes from the KV cache's footprint and free memory, and batch-size back-off on out-of-memory.
 
 Only `runners.hf` imports this module. It does not load models, render prompts or decode outputs.
 """
@@ -7,8 +7,10 @@ Only `runners.hf` imports this module. It does not load models, render prompts o
 from __future__ import annotations
 
 import hashlib
+import os
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import torch
@@ -157,6 +159,106 @@ class TokenCounter(StoppingCriteria):
         if count:
             self.callback(count)
         return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+
+# --- batch size from memory -----------------------------------------------------------------
+
+USABLE_SHARE = 0.85  # of the free memory a batch may plan to fill (allocator fragmentation, temporaries)
+
+
+@dataclass(frozen=True)
+class KVFootprint:
+    """Bytes a sequence costs while it generates, per token: the KV cache of the layers that keep
+    every token (`full`), of the sliding-window layers that keep at most `window` tokens
+    (`windowed`), and the transient activations of a prompt token during prefill (`prefill`), plus
+    the per-row logits buffers of one step (`per_row`)."""
+
+    full: int
+    windowed: int
+    window: int
+    prefill: int
+    per_row: int
+
+    def row_bytes(self, prompt_tokens: int, max_tokens: int) -> int:
+        """Peak bytes of one row with a prompt of `prompt_tokens` and `max_tokens` to generate: the
+        larger of the prompt's KV plus its prefill temporaries and the KV at the end of the budget."""
+        prefill_peak = self.kv_bytes(prompt_tokens) + self.prefill * prompt_tokens
+        return max(prefill_peak, self.kv_bytes(prompt_tokens + max_tokens)) + self.per_row
+
+    def kv_bytes(self, tokens: int) -> int:
+        """KV-cache bytes of one sequence of `tokens` tokens."""
+        return self.full * tokens + self.windowed * min(tokens, self.window)
+
+
+def kv_footprint(config: Any, dtype_bytes: int) -> KVFootprint:
+    """The footprint of a transformers config (the text config of a multimodal one is used): per
+    layer, keys and values of `num_key_value_heads` x `head_dim` each (a layer's own values from
+    Gemma-style `per_layer_config` where present), sliding layers capped at `sliding_window` tokens,
+    layers that reuse another layer's KV (`num_kv_shared_layers`) counted as free."""
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    layers = int(text.num_hidden_layers)
+    types = list(getattr(text, "layer_types", None) or ["full_attention"] * layers)
+    sharing = list(getattr(text, "kv_sharing_modes", None) or [None] * layers)
+    window = int(getattr(text, "sliding_window", None) or 0)
+    full = windowed = 0
+    for index, layer_type in enumerate(types):
+        if sharing[index] == "reuse":
+            continue
+        heads, head_dim = _layer_kv_shape(text, index)
+        per_token = 2 * heads * head_dim * dtype_bytes
+        if layer_type == "sliding_attention" and window > 0:
+            windowed += per_token
+        else:
+            full += per_token
+    hidden = int(text.hidden_size)
+    intermediate = int(getattr(text, "intermediate_size", None) or 4 * hidden)
+    vocab = int(text.vocab_size)
+    return KVFootprint(
+        full=full,
+        windowed=windowed,
+        window=window,
+        prefill=(3 * intermediate + 6 * hidden) * dtype_bytes,  # one layer's MLP and residual temporaries
+        per_row=4 * vocab * 4,  # float32 logits, soft-capped / processed copies of one step
+    )
+
+
+def _layer_kv_shape(text: Any, index: int) -> tuple[int, int]:
+    """(KV heads, head dim) of layer `index`: the per-layer override where the config has one."""
+    layer = text
+    per_layer = getattr(text, "per_layer_config", None)
+    if per_layer is not None:
+        try:
+            layer = per_layer[index]
+        except (KeyError, IndexError, TypeError):
+            layer = text
+    heads = getattr(layer, "num_key_value_heads", None) or text.num_attention_heads
+    head_dim = getattr(layer, "head_dim", None) or text.hidden_size // text.num_attention_heads
+    return int(heads), int(head_dim)
+
+
+def batch_for_budget(
+    footprint: KVFootprint, free_bytes: int, prompt_tokens: int, max_tokens: int, cap: int
+) -> int:
+    """The most rows (1..`cap`) whose peak footprint fits in `USABLE_SHARE` of `free_bytes`."""
+    fits = int(free_bytes * USABLE_SHARE) // max(1, footprint.row_bytes(prompt_tokens, max_tokens))
+    return max(1, min(cap, fits))
+
+
+def free_memory_bytes(device: Any) -> int:
+    """Free memory where the model runs: the accelerator's free memory (CUDA), else the host's
+    available memory (Linux MemAvailable, else the physical pages)."""
+    device = torch.device(device)
+    if device.type == "cuda" and torch.cuda.is_available():
+        idle = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)  # torch's own pool
+        return int(torch.cuda.mem_get_info(device)[0]) + idle
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
 
 
 # --- out-of-memory back-off ---------------------------------------------------------------

@@ -1,0 +1,71 @@
+"""The GPU throughput benchmark (bench/gpu_throughput.py): its 12B config has the published shape
+and size, and its CPU self-test (the same code as the device run, on a scaled-down config) runs
+end to end and writes the table's fields."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import torch
+from transformers import Gemma4UnifiedForCausalLM
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "bench" / "gpu_throughput.py"
+
+
+def bench_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("gpu_throughput", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_12b_config_has_the_published_size_and_attention_pattern() -> None:
+    config = bench_module().text_config("12b")
+    with torch.device("meta"):
+        model = Gemma4UnifiedForCausalLM(config)
+    parameters = sum(p.numel() for p in model.parameters())
+    assert 11.85e9 < parameters < 11.95e9  # published: 11.93 B (the text model)
+    assert 23.7e9 < 2 * parameters < 23.9e9  # bf16 bytes: the weight-read bound's numerator
+    assert config.layer_types[:6] == ["sliding_attention"] * 5 + ["full_attention"]
+    assert config.layer_types.count("full_attention") == 8
+    full = config.per_layer_config[5]
+    assert (full.head_dim, full.num_key_value_heads) == (512, 1)
+    sliding = config.per_layer_config[0]
+    assert (sliding.head_dim, sliding.num_key_value_heads, config.sliding_window) == (256, 8, 1024)
+    assert model.lm_head.weight is model.model.embed_tokens.weight  # tied embeddings
+    assert config.final_logit_softcapping == 30.0
+
+
+@pytest.mark.subprocess
+def test_self_test_runs_every_path_and_writes_the_table(tmp_path: Path) -> None:
+    out = tmp_path / "gpu_throughput.json"
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--self-test", "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert report["config"] == "tiny" and report["dtype"] == "float32"
+    rows = report["rows"]
+    assert [(r["path"], r["batch"]) for r in rows] == [
+        ("raw generate", 1), ("harness", 1), ("raw generate", 4), ("harness", 4)
+    ]  # fmt: skip
+    for row in rows:
+        assert row["tokens_per_s"] > 0 and len(row["tokens_per_s_each"]) == row["repeats"] == 2
+        assert row["peak_memory_gb"] > 0 and row["new_tokens"] == 8
+    assert all(r["vs_raw"] == 1.0 for r in rows if r["path"] == "raw generate")
+    decode = report["decode"]
+    assert decode["weight_read_bound_ms"] == pytest.approx(report["weight_bytes"] / 4.8e12 * 1e3)
+    assert decode["batch1_ms_per_token"] > 0 and decode["x_bound"] > 1
+    profile = report["profile"]
+    assert profile["wall_ms"] > 0 and profile["cpu_ops"] > 0 and "aten::" in profile["table"]
+    assert [s["batch"] for s in report["static"]] == [1, 4] and report["skipped"] == []
+    assert "| harness" in done.stdout and "batch-1 decode:" in done.stdout
