@@ -198,7 +198,10 @@ def decode_private_tests(value: Any, where: str = "row") -> list[dict[str, Any]]
     except DataError:
         raise
     except (binascii.Error, zlib.error, pickle.UnpicklingError, EOFError, ValueError, TypeError) as exc:
-        raise DataError(f"{where}: cannot decode private_test_cases ({type(exc).__name__}: {exc})") from exc
+        reason = " ".join(str(exc).split())  # one line (some unpickling errors span two)
+        raise DataError(
+            f"{where}: cannot decode private_test_cases ({type(exc).__name__}: {reason})"
+        ) from exc
 
 
 def _test_list(value: Any, where: str) -> list[dict[str, Any]]:
