@@ -7,13 +7,14 @@ name), `dataset` (type = hub id, name, config, split, revision), `metrics` (type
 verified: false: these are self-reported) and, where a URL is given, `source` (name and url: the
 hub's parser refuses a source without a url). Values are in points (77.2, as model
 cards show them). One entry per model the rows ran on. Rows that could not run are left out. The
-dataset revision is written only when the run read the hub at a pinned revision; a run on local or
+dataset revision is written only when the run read the hub at a pinned commit; a run on local or
 built-in data says so in the dataset name. The newer `.eval_results/` folder format of the hub is
 not written. This module reads records and writes YAML; it computes nothing.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ DATASETS = {
     "mmmu_pro": ("MMMU/MMMU_Pro", "MMMU-Pro {variant}", "test"),
     "covost2": ("fixie-ai/covost2", "CoVoST 2 {variant}", "test"),
 }
-UNPINNED = "main"
+COMMIT = re.compile(r"[0-9a-f]{40}")
 SOURCE_NAME = "evals (self-reported)"
 
 
@@ -83,7 +84,7 @@ def _result(row: RowResult, run: RunDir, source_url: str | None) -> dict[str, An
     if len(configs) == 1:
         dataset["config"] = configs[0]
     dataset["split"] = data.get("split") or split
-    if from_hub and data.get("revision") and data["revision"] != UNPINNED:
+    if from_hub and pinned_revision(data.get("revision")):
         dataset["revision"] = data["revision"]
     if not from_hub:
         dataset["name"] = f"{row.label} ({data.get('source', 'local')} data, not the hub dataset)"
@@ -112,6 +113,11 @@ def _result(row: RowResult, run: RunDir, source_url: str | None) -> dict[str, An
         started = run.run.started or run.results.header.started
         result["source"] = {"name": f"{SOURCE_NAME}, run of {started}", "url": source_url}
     return result
+
+
+def pinned_revision(revision: object) -> bool:
+    """A hub revision worth writing: a commit hash (not a branch such as "main (unpinned)")."""
+    return isinstance(revision, str) and COMMIT.fullmatch(revision) is not None
 
 
 def _points(fraction: float) -> float:

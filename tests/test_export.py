@@ -21,15 +21,19 @@ from test_load_run import mmlu_run, scored_run
 import evals
 from evals.cli import main
 from evals.export import LM_EVAL_WRITER
+from evals.export_model_index import pinned_revision
 from evals.export_parquet import RUN_METADATA_KEY
 from evals.run_dir import load_run_dir
 from tasks.aime import AIME
+from tasks.aime import UNPINNED as AIME_UNPINNED
+from tasks.livecodebench import HUB_REVISION as LCB_REVISION
+from tasks.mmlu_pro import HUB_REVISION as MMLU_PRO_REVISION
 
 
 def export(capsys: Any, *args: str) -> list[Path]:
     capsys.readouterr()  # what made the run
     assert main(["export", *args]) == 0
-    return [Path(line) for line in capsys.readouterr().out.split()]
+    return [Path(line) for line in capsys.readouterr().out.splitlines()]
 
 
 def one_line_error(capsys: Any, *args: str) -> str:
@@ -100,6 +104,11 @@ def test_model_index_without_a_source_url_has_no_source(tmp_path: Path, capsys: 
     assert "source" not in block[0]["results"][0]
     (result,) = ModelCard.load(readme).data.eval_results
     assert result.metric_value == 70.0 and result.dataset_type == "TIGER-Lab/MMLU-Pro"
+
+
+def test_only_a_pinned_commit_is_written_as_the_dataset_revision() -> None:
+    assert pinned_revision(MMLU_PRO_REVISION) and pinned_revision(LCB_REVISION)
+    assert not pinned_revision(AIME_UNPINNED) and not pinned_revision("main") and not pinned_revision(None)
 
 
 def test_lm_eval_dispatch(tmp_path: Path, capsys: Any) -> None:
