@@ -53,7 +53,7 @@ def card_table(rows: Sequence[Row]) -> list[str]:
         "|---|---|---:|---:|---|---:|---:|---:|---:|---|",
     ]
     for row in rows:
-        published = "—" if row.published is None else f"{row.published:.1f}"
+        published = "—" if row.published is None else published_figure(row.published)
         if isinstance(row, UnavailableRow):
             out.append(f"| {row.label} | — | {published} | not yet available | — | — | — | — | — | — |")
             continue
@@ -157,3 +157,10 @@ def _corpus_lines(corpus: dict[str, Any]) -> list[str]:
         )
     lines.append(f"- sacrebleu signatures: {', '.join(f'`{s}`' for s in corpus.get('signatures', []))}")
     return lines
+
+
+def published_figure(value: float) -> str:
+    """A published number as printed by its source: one decimal at least, more when it has them
+    (72.55 stays 72.55, 77.2 stays 77.2, 80 becomes 80.0)."""
+    text = f"{value:.4f}".rstrip("0")
+    return text + "0" if text.endswith(".") else text
