@@ -57,7 +57,6 @@ class Scorer:
         context_ids = self.encode(context)
         return context_ids, whole[len(context_ids) :]
 
-    @torch.inference_mode()
     def token_logprobs(self, context_ids: list[int], target_ids: list[int]) -> tuple[list[float], bool]:
         """Log-probability of each of `target_ids` after `context_ids`, and whether greedy decoding
         would produce all of them."""
@@ -65,7 +64,8 @@ class Scorer:
             return [], True
         ids = (context_ids + target_ids)[-(self.max_length + 1) :]
         inputs = torch.tensor([ids[:-1]], dtype=torch.long, device=self.model.device)
-        logits = self.model(input_ids=inputs, attention_mask=torch.ones_like(inputs)).logits[0]
+        with torch.inference_mode():
+            logits = self.model(input_ids=inputs, attention_mask=torch.ones_like(inputs)).logits[0]
         logprobs = torch.log_softmax(logits[-len(target_ids) :].float(), dim=-1)
         target = torch.tensor(target_ids, dtype=torch.long, device=logprobs.device)
         picked = logprobs.gather(1, target[:, None])[:, 0]
