@@ -9,6 +9,7 @@ only when `--executor ray` runs).
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,9 +48,13 @@ def run_scaleout(args: argparse.Namespace, options: RunOptions) -> int:
         return _run_one_shard(args.shard, options)
     if args.shard:
         raise ValueError("--shard runs one shard here and --executor ray runs them all: give one of the two")
-    from evals.ray_executor import run_on_ray
+    from evals.ray_executor import ShardFailed, run_on_ray
 
-    outcome = run_on_ray(options, shards=args.shards, address=args.ray_address)
+    try:
+        outcome = run_on_ray(options, shards=args.shards, address=args.ray_address)
+    except ShardFailed as exc:  # the run failed, not the input: exit 1; the same command resumes
+        print(f"evals: error: {exc}; run the same command again to resume from the caches", file=sys.stderr)
+        return 1
     _print_run(outcome.run.results, outcome.run.out_dir)
     info = outcome.run.run_info.generation
     print(

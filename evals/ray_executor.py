@@ -89,8 +89,14 @@ class CompletionSink:
         self.attempts[shard] += 1
         return self.attempts[shard]
 
-    def lookup(self, shard: int, keys: list[str], answered_elsewhere: list[str]) -> dict[str, Any]:
+    def lookup(
+        self, shard: int, keys: list[str], answered_elsewhere: list[str], this_run_only: bool = False
+    ) -> dict[str, Any]:
+        """What the driver's cache holds of `keys` (`this_run_only`: only what a shard of this run
+        stored, for --fresh)."""
         found = self.cache.get_many(keys)
+        if this_run_only:
+            found = {k: c for k, c in found.items() if any(k in stored for stored in self.stored.values())}
         self.answered.setdefault(shard, set()).update(found, answered_elsewhere)
         return {key: completion.to_json() for key, completion in found.items()}
 
@@ -119,12 +125,18 @@ class CompletionSink:
 
 class SinkCache(CompletionCache):
     """A shard's own cache in front of the driver's (through `CompletionSink`): lookups try the own
-    cache, then the driver's; a new completion is stored in the driver's cache, then the own."""
+    cache, then the driver's; a new completion is stored in the driver's cache, then the own.
 
-    def __init__(self, path: Path, sink: Any, shard: int, *, kill_after: int | None = None) -> None:
+    `fresh` (a --fresh run): only completions stored by this run's shards count as cached, and new
+    ones replace what the caches held, so a retried attempt keeps what the killed one made."""
+
+    def __init__(
+        self, path: Path, sink: Any, shard: int, *, fresh: bool = False, kill_after: int | None = None
+    ) -> None:
         super().__init__(path)
         self.sink = sink
         self.shard = shard
+        self.fresh = fresh
         self.kill_after = kill_after
         self.new = 0
 
@@ -132,9 +144,9 @@ class SinkCache(CompletionCache):
         import ray
 
         keys = list(keys)
-        found = super().get_many(keys)
+        found = {} if self.fresh else super().get_many(keys)
         missing = [k for k in keys if k not in found]
-        remote = ray.get(self.sink.lookup.remote(self.shard, missing, list(found)))
+        remote = ray.get(self.sink.lookup.remote(self.shard, missing, list(found), self.fresh))
         return found | {key: Completion.from_json(value) for key, value in remote.items()}
 
     def put(
@@ -142,6 +154,7 @@ class SinkCache(CompletionCache):
     ) -> Completion:
         import ray
 
+        replace_existing = replace_existing or self.fresh
         sent = self.sink.put.remote(self.shard, key, model_hash, completion.to_json(), replace_existing)
         held = Completion.from_json(ray.get(sent))
         held = super().put(key, model_hash, held, replace_existing=replace_existing)
@@ -165,8 +178,10 @@ def shard_task(
     ray.get(sink.started.remote(index))
     out = Path(shard_dir)
     out.mkdir(parents=True, exist_ok=True)
-    cache = SinkCache(out / "cache.sqlite", sink, index, kill_after=kill_after)
-    run(replace(options, shard=(index, count), output=out, show_progress=False), cache=cache)
+    cache = SinkCache(out / "cache.sqlite", sink, index, fresh=options.fresh, kill_after=kill_after)
+    # --fresh is the cache's job here (see SinkCache), so that a retried attempt resumes
+    shard_options = replace(options, shard=(index, count), output=out, show_progress=False, fresh=False)
+    run(shard_options, cache=cache)
     return {name: (out / name).read_text() for name in (SHARD_RUN, SHARD_COMPLETIONS)}
 
 

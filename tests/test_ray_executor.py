@@ -2,14 +2,17 @@
 2 shards on the HF backend (SmolLM2 and the tiny random Gemma 4, greedy), shard 1's worker SIGKILLed
 after its 2nd completion on its first attempt (EVALS_TEST_KILL_SHARD). Ray retries it; the retry
 takes the 2 completions the killed attempt stored and generates only the rest; the driver's cache
-holds each completion once; the merged run equals the single-process run. The flags' bad input is
-one line each, without starting Ray."""
+holds each completion once; the merged run equals the single-process run. Then `--fresh` on that
+full cache, killed after 1 of 2 completions: nothing from before the run counts as cached, the
+retry keeps the one its killed attempt made. The flags' bad input is one line each, without Ray."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
 import re
+import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -73,10 +76,25 @@ def test_two_shards_on_ray_with_a_killed_worker_equal_one_process(
         outcome: RayOutcome = run_on_ray(
             smoke(tmp_path / "ray", tmp_path / "driver.sqlite", show_progress=True), shards=2
         )
+        progress = capfd.readouterr().err
+        driver = CompletionCache(tmp_path / "driver.sqlite").rows()  # before the --fresh run below
+        # --fresh on a full driver cache, killed after 1 of 2 completions: the retry keeps that one
+        monkeypatch.setenv(KILL_HOOK_ENV, "1:1")
+        before_fresh = time.time()
+        fresh_options = replace(
+            smoke(tmp_path / "fresh", tmp_path / "driver.sqlite"), tasks=["mmlu_pro"], fresh=True
+        )
+        fresh = run_on_ray(fresh_options, shards=1)
     finally:
         ray.shutdown()
+    assert fresh.shards[0].attempts == 2 and fresh.shards[0].stored == 2 and fresh.shards[0].stored_again == 0
+    fresh_generation = fresh.run.run_info.generation
+    assert (fresh_generation.cached, fresh_generation.generated) == (1, 1)  # none from before the run
+    regenerated = [
+        r for r in CompletionCache(tmp_path / "driver.sqlite").rows() if r["created"] > before_fresh
+    ]
+    assert len(regenerated) == 2
 
-    progress = capfd.readouterr().err
     assert "shard 1/2" in progress and "shard 2/2" in progress and "attempt 2" in progress
     first, second = outcome.shards
     assert (first.attempts, second.attempts) == (2, 1)  # the killed shard was retried, once
@@ -84,7 +102,6 @@ def test_two_shards_on_ray_with_a_killed_worker_equal_one_process(
     assert first.stored_again == second.stored_again == 0  # no completion stored twice
     assert first.stored + second.stored == total
 
-    driver = CompletionCache(tmp_path / "driver.sqlite").rows()
     reference = CompletionCache(tmp_path / "whole.sqlite").rows()
     assert sorted(r["cache_key"] for r in driver) == sorted(r["cache_key"] for r in reference)
     own = CompletionCache(first.directory / "cache.sqlite").rows()
