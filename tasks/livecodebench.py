@@ -50,6 +50,7 @@ import hashlib
 import io
 import json
 import pickle
+import pickletools
 import re
 import threading
 import zlib
@@ -193,15 +194,32 @@ def decode_private_tests(value: Any, where: str = "row") -> list[dict[str, Any]]
         blob = inflater.decompress(base64.b64decode(value.encode("ascii"), validate=True), MAX_PRIVATE_BYTES)
         if inflater.unconsumed_tail:
             raise DataError(f"{where}: private tests exceed {MAX_PRIVATE_BYTES} bytes decompressed")
+        _check_opcodes(blob)
         payload = _PlainDataUnpickler(io.BytesIO(blob)).load()
         return _test_list(json.loads(payload) if isinstance(payload, str | bytes) else payload, where)
     except DataError:
         raise
-    except (binascii.Error, zlib.error, pickle.UnpicklingError, EOFError, ValueError, TypeError) as exc:
-        reason = " ".join(str(exc).split())  # one line (some unpickling errors span two)
+    except (binascii.Error, zlib.error, pickle.UnpicklingError, EOFError, ValueError, TypeError,
+            AttributeError, LookupError, OverflowError, MemoryError, RecursionError) as exc:  # fmt: skip
+        # a damaged pickle fails in many ways (APPEND onto a dict, a frame or length too large, ...)
+        reason = " ".join(str(exc).split()) or "damaged data"  # one line (some errors span two)
         raise DataError(
             f"{where}: cannot decode private_test_cases ({type(exc).__name__}: {reason})"
         ) from exc
+
+
+_MEMO_OPS = {"PUT", "BINPUT", "LONG_BINPUT", "GET", "BINGET", "LONG_BINGET"}
+
+
+def _check_opcodes(blob: bytes) -> None:
+    """Read the opcodes without running them, and refuse what would make the C unpickler allocate far
+    beyond the pickle's size: a memo index larger than the opcodes so far (`LONG_BINPUT 2**32-1`
+    asks for a memo of 32 GiB, a few bytes of data), a frame longer than the data, or an argument
+    cut short (declared lengths are then checked against the bytes present)."""
+    for count, (opcode, arg, _) in enumerate(pickletools.genops(blob), start=1):
+        too_far = opcode.name in _MEMO_OPS and isinstance(arg, int) and arg > count
+        if too_far or (opcode.name == "FRAME" and isinstance(arg, int) and arg > len(blob)):
+            raise pickle.UnpicklingError(f"{opcode.name} {arg} out of range for {len(blob)} bytes of pickle")
 
 
 def _test_list(value: Any, where: str) -> list[dict[str, Any]]:
