@@ -290,7 +290,8 @@ def _wait_all(
                 except ray.exceptions.RayError as exc:
                     for other in pending:
                         ray.cancel(other, force=True)
-                    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                    cause = getattr(exc, "cause", None) or exc  # a task's own exception, where Ray kept it
+                    reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
                     raise ShardFailed(
                         f"shard {index}/{count} failed after {max_retries} retries: {reason}"
                     ) from exc
