@@ -28,7 +28,21 @@ def help_of(capsys: pytest.CaptureFixture[str], *args: str) -> str:
 
 def test_every_subcommand_explains_every_argument_and_shows_an_example() -> None:
     commands = subcommands()
-    assert set(commands) == {"run", "score", "report", "parity", "compare", "gate", "tasks", "backends", "cards"}
+    assert set(commands) == {
+        "run",
+        "score",
+        "report",
+        "parity",
+        "compare",
+        "gate",
+        "tasks",
+        "backends",
+        "cards",
+        "export",
+        "plan",
+        "prefetch",
+        "merge",
+    }
     for name, parser in commands.items():
         for action in parser._actions:
             assert action.help and action.help != argparse.SUPPRESS, f"evals {name} {action.option_strings}"
