@@ -86,9 +86,9 @@ def lm_eval_run(
     model: object, backend: HFBackend, prompts: list[str], new_tokens: int, batch_size: int
 ) -> tuple[float, int, list[str]]:
     """lm-eval's `HFLM.generate_until` on the chat-rendered prompts (the same text HFBackend
-    renders), greedy; returns (seconds, generated tokens, outputs with the end-of-turn appended as
-    HFBackend drops it). The tokens are counted by re-encoding each output (plus the end-of-turn
-token for an output that stopped before the budget, as HFBackend counts it)."""
+    renders), greedy; returns (seconds, generated tokens, outputs; lm-eval drops the end-of-turn
+    that HFBackend keeps). Tokens are counted by re-encoding each output, plus the end-of-turn
+    token for an output that stopped before the budget (HFBackend counts it too)."""
     from lm_eval.api.instance import Instance
 
     tokenizer = backend.tokenizer
