@@ -88,7 +88,7 @@ def refill(lengths: Sequence[int], batch: int, every: int) -> tuple[int, int]:
     while slots:
         chunk = min(every, max(slots))
         steps += chunk
-        idle += sum(max(0, chunk - left) for left in slots) + (batch - len(slots)) * chunk * 0
+        idle += sum(max(0, chunk - left) for left in slots)
         slots = [left - chunk for left in slots if left > chunk]
         while len(slots) < batch and queue:
             slots.append(queue.pop())
@@ -115,7 +115,12 @@ def simulate(items: list[Item], batch: int, budget: int) -> dict[str, Any]:
         "oracle-sorted": sorted(arrival, reverse=True),
     }
     best = continuous(arrival, batch)
-    out: dict[str, Any] = {"batch": batch, "requests": len(items), "useful_row_steps": useful, "strategies": {}}
+    out: dict[str, Any] = {
+        "batch": batch,
+        "requests": len(items),
+        "useful_row_steps": useful,
+        "strategies": {},
+    }
     for name, lengths in orders.items():
         steps, padded = static(lengths, batch)
         out["strategies"][name] = {"steps": steps, "waste": padded / useful, "vs_continuous": steps / best}
@@ -145,7 +150,10 @@ def main() -> None:
         raise SystemExit(f"published outputs not found under {REALDATA}; set EVALS_SHARED")
     how, count = counter()
     print(f"tokens counted with: {how}")
-    datasets = {"MMLU-Pro (GPT-4o CoT)": mmlu_pro_items(count), "LiveCodeBench (O1-mini answers)": livecodebench_items(count)}
+    datasets = {
+        "MMLU-Pro (GPT-4o CoT)": mmlu_pro_items(count),
+        "LiveCodeBench (O1-mini answers)": livecodebench_items(count),
+    }
     report: dict[str, Any] = {"tokens": how, "budget": args.budget, "datasets": {}}
     for name, items in datasets.items():
         print(describe(name, items))
