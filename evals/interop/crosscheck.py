@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -30,6 +31,37 @@ from typing import Any
 PREFIX = "evals_xcheck_mmlu_pro_"
 INVALID = "[invalid]"  # lm-eval's regex filter fallback
 
+# The differences between the two prompts found on the real data, each undone by one rewrite.
+KNOWN_DIFFERENCES = {
+    "header_newlines": "lm-eval ends the instruction line with one newline (its description), the "
+    "official TIGER prompt that evals follows with four (the file's three plus one)",
+    "na_options": "lm-eval lists the dataset's 'N/A' padding options (e.g. I. N/A, J. N/A); the official "
+    "code, and evals, drop them",
+    "option_spaces": "lm-eval strips spaces around each option's text (opt.strip()); evals keeps the "
+    "dataset's text as it is (e.g. 'D.  10.4 km')",
+}
+_HEADER = "letter choice.\n"
+_NA_OPTION = re.compile(r"(?m)^[A-J]\. N/A\n")
+_OPTION_LINE = re.compile(r"(?m)^([A-J])\.[ \t]*(.*?)[ \t]*$")
+
+
+def explain(lm_eval_prompt: str, evals_prompt: str) -> tuple[list[str], bool]:
+    """The known differences present between two prompts, and whether undoing them leaves the
+    prompts byte-identical."""
+    theirs, mine, found = lm_eval_prompt, evals_prompt, []
+    if _HEADER + "\n\n\nQuestion:" in mine and _HEADER + "Question:" in theirs:
+        mine = mine.replace(_HEADER + "\n\n\n", _HEADER, 1)
+        found.append("header_newlines")
+    if _NA_OPTION.search(theirs):
+        theirs = _NA_OPTION.sub("", theirs)
+        found.append("na_options")
+    if theirs != mine:
+        stripped_theirs, stripped_mine = (_OPTION_LINE.sub(r"\1. \2", t) for t in (theirs, mine))
+        if stripped_theirs != theirs or stripped_mine != mine:
+            found.append("option_spaces")
+        theirs, mine = stripped_theirs, stripped_mine
+    return found, theirs == mine
+
 
 @dataclass
 class Question:
@@ -38,11 +70,16 @@ class Question:
     target: str
     prompts_identical: bool
     first_difference: int | None  # character offset where the prompts first differ
+    differences: list[str]  # names in KNOWN_DIFFERENCES
+    identical_after_known: bool  # undoing the known differences leaves identical prompts
     same_completion: bool  # both sides got the same completion text
     lm_eval_letter: str
     evals_letter: str
     lm_eval_correct: bool
     evals_correct: bool
+    lm_eval_response: str = ""
+    evals_response: str = ""
+    extractors_agree: bool = True  # each harness's extractor reads the same letter from both responses
 
 
 @dataclass
@@ -56,8 +93,9 @@ class Crosscheck:
     def table(self) -> str:
         """A Markdown table: per category and overall, prompts identical, answers agreeing, scores."""
         lines = [
-            "| category | n | prompts identical | same completion | letters agree | lm-eval acc | evals acc |",
-            "|---|---:|---:|---:|---:|---:|---:|",
+            "| category | n | prompts identical | identical after the known differences | same completion "
+            "| letters agree | extractors agree | lm-eval acc | evals acc |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         categories = sorted({q.category for q in self.questions})
         groups = [(c, [q for q in self.questions if q.category == c]) for c in categories]
@@ -67,8 +105,10 @@ class Crosscheck:
                 continue
             lines.append(
                 f"| {name} | {n} | {sum(q.prompts_identical for q in group)}/{n} "
+                f"| {sum(q.identical_after_known for q in group)}/{n} "
                 f"| {sum(q.same_completion for q in group)}/{n} "
                 f"| {sum(q.lm_eval_letter == q.evals_letter for q in group)}/{n} "
+                f"| {sum(q.extractors_agree for q in group)}/{n} "
                 f"| {sum(q.lm_eval_correct for q in group) / n:.3f} | {sum(q.evals_correct for q in group) / n:.3f} |"
             )
         return "\n".join(lines)
@@ -80,7 +120,7 @@ class Crosscheck:
         ]
         rows += [
             f"| {q.question_id} | {q.category} | {q.target} | {q.lm_eval_letter} | {q.evals_letter} "
-            f"| {'yes' if q.prompts_identical else f'no (from char {q.first_difference})'} |"
+            f"| {'yes' if q.prompts_identical else ', '.join(q.differences) or f'char {q.first_difference}'} |"
             for q in self.questions
         ]
         return "\n".join(rows)
@@ -120,6 +160,57 @@ def task_yamls(
         (folder / f"{name}.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
         names.append(name)
     return names
+
+
+@dataclass
+class PromptCheck:
+    question_id: str
+    category: str
+    identical: bool
+    differences: list[str]
+    identical_after_known: bool
+
+
+def compare_prompts(data: Path, categories: Sequence[str], limit: int) -> list[PromptCheck]:
+    """Render both harnesses' prompts for the first `limit` test questions of each category (no
+    model): lm-eval's through its task objects, this project's through `tasks/mmlu_pro.py`."""
+    from lm_eval.tasks import TaskManager
+
+    from evals import registry
+
+    test, validation = _parquets(data)
+    task = registry.make_task("mmlu_pro", "tiger-5shot", {"extractor": "tiger-2024-05"})
+    samples = {s.id: s for s in task.load(str(test))}
+    checks = []
+    with tempfile.TemporaryDirectory(prefix="evals-xcheck-") as folder:
+        names = task_yamls(Path(folder), test, validation, categories, None)
+        loaded = TaskManager(include_path=folder).load(names)["tasks"]
+        for name in names:
+            lm_task = loaded[name]
+            lm_task.build_all_requests(limit=limit, rank=0, world_size=1)
+            for instance in lm_task.instances:
+                sample = samples[str(instance.doc["question_id"])]
+                theirs, mine = str(instance.args[0]), task.tiger_prompt(sample)
+                known, explained = explain(theirs, mine)
+                checks.append(PromptCheck(sample.id, sample.category or "", theirs == mine, known, explained))
+    return checks
+
+
+def prompt_table(checks: Sequence[PromptCheck]) -> str:
+    lines = [
+        "| category | n | identical | header_newlines | na_options | option_spaces | identical after the known differences |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name in [*sorted({c.category for c in checks}), "all"]:
+        group = [c for c in checks if name in ("all", c.category)]
+        n = len(group)
+        counts = [sum(known in c.differences for c in group) for known in KNOWN_DIFFERENCES]
+        lines.append(
+            f"| {name} | {n} | {sum(c.identical for c in group)}/{n} | "
+            + " | ".join(f"{k}/{n}" for k in counts)
+            + f" | {sum(c.identical_after_known for c in group)}/{n} |"
+        )
+    return "\n".join(lines)
 
 
 def first_difference(a: str, b: str) -> int | None:
@@ -186,7 +277,13 @@ def run(
             },
         )
         by_id = {s.id: s for s in chosen}
+        from lm_eval.filters.extraction import RegexFilter
+
+        from tasks.mmlu_pro import extract_tiger_2024_05
+
         for name in names:
+            step = output["configs"][name]["filter_list"][0]["filter"][0]
+            regex = RegexFilter(regex_pattern=step["regex_pattern"])
             for item in output["samples"][name]:
                 qid = str(item["doc"]["question_id"])
                 sample, score = by_id[qid], scores[qid]
@@ -199,7 +296,12 @@ def run(
                         "lm_eval": theirs[max(0, where - 80) : where + 80],
                         "evals": mine[max(0, where - 80) : where + 80],
                     }
+                known, explained = explain(theirs, mine)
                 letter = str(item["filtered_resps"][0])
+                their_text, my_text = str(item["resps"][0][0]), completions[requests[qid].key].text
+                agree = (extract_tiger_2024_05(their_text, "") or INVALID) == letter and str(
+                    regex.apply([[my_text]], [item["doc"]])[0][0]
+                ) == (score.extracted or INVALID)
                 check.questions.append(
                     Question(
                         question_id=qid,
@@ -207,11 +309,16 @@ def run(
                         target=str(sample.target),
                         prompts_identical=where is None,
                         first_difference=where,
-                        same_completion=str(item["resps"][0][0]) == completions[requests[qid].key].text,
+                        differences=known,
+                        identical_after_known=explained,
+                        same_completion=their_text == my_text,
                         lm_eval_letter=letter,
                         evals_letter=score.extracted or INVALID,
                         lm_eval_correct=float(item["exact_match"]) == 1.0,
                         evals_correct=score.value == 1.0,
+                        lm_eval_response=their_text,
+                        evals_response=my_text,
+                        extractors_agree=agree,
                     )
                 )
         return check
@@ -254,6 +361,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--max-tokens", type=int, default=None, help="budget on both sides (default: 2048, the protocol's)"
     )
     parser.add_argument("--json", type=Path, default=None, help="write every question's comparison here")
+    parser.add_argument(
+        "--prompts-only",
+        action="store_true",
+        help="compare the rendered prompts only (no model, no generation)",
+    )
     args = parser.parse_args(argv)
     options: dict[str, Any] = {}
     for item in args.backend_opt:
@@ -261,6 +373,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not sep:
             parser.error(f"--backend-opt expects KEY=VALUE, got {item!r}")
         options[key] = int(value) if value.isdigit() else value
+    categories = [c.strip() for c in args.categories.split(",") if c.strip()]
+    if args.prompts_only:
+        try:
+            checks = compare_prompts(args.data, categories, args.limit)
+        except (ValueError, OSError) as exc:
+            print(f"crosscheck: error: {exc}", file=sys.stderr)
+            return 2
+        print(prompt_table(checks))
+        for name, meaning in KNOWN_DIFFERENCES.items():
+            print(f"- {name}: {meaning}")
+        return 0
     try:
         check = run(
             args.data,
@@ -283,6 +406,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\nfirst prompt difference (question {diff['question_id']}):")
         print(f"  lm-eval: {diff['lm_eval']!r}")
         print(f"  evals:   {diff['evals']!r}")
+    for name, meaning in KNOWN_DIFFERENCES.items():
+        print(f"- {name}: {meaning}")
     print(f"\nevals side: {check.evals_stats}\nlm-eval side: {check.lm_eval_stats}")
     if args.json:
         args.json.write_text(json.dumps(asdict(check), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
