@@ -52,9 +52,15 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
     names = [*SHOWN, *(n for n in counts if n not in SHOWN and n != "lost or silently wrong")]
     tried = ", ".join(f"{counts[name]} {name}" for name in names)
     terminalreporter.write_line(f"tried: {tried}; {len(kinds)} fault kinds ({', '.join(sorted(kinds))})")
+    if not counts["kill points"]:
+        terminalreporter.write_line(
+            "kill points, concurrent runs and disk faults are in the slow tiers: add --all"
+        )
     wrong = counts["lost or silently wrong"]
     if failed or wrong:
         terminalreporter.write_line(f"NOT PROVEN: {failed} failed tests, {wrong} completions lost or wrong")
     else:
-        terminalreporter.write_line("nothing lost, nothing generated twice beyond what was in flight, "
-                                    "nothing silently wrong")  # fmt: skip
+        terminalreporter.write_line(
+            "nothing lost, nothing silently wrong; generated twice only what was in flight at a kill "
+            "or pending in both concurrent runs"
+        )

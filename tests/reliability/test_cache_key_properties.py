@@ -28,6 +28,8 @@ from evals.cache import CompletionCache, cache_key
 from evals.generation import model_hash
 from evals.schema import AudioPart, Completion, ImagePart, Message, Request, Sampling
 
+pytestmark = pytest.mark.slow  # about 6 s
+
 PROPS = settings(max_examples=120, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 FIELDS = [f.name for f in dataclasses.fields(Sampling)]
 number = st.one_of(st.integers(0, 3), st.floats(0, 3, allow_nan=False, width=32))

@@ -36,6 +36,8 @@ from tasks.livecodebench import extract_code
 from tasks.mmlu_pro import MMLUPro, extract_card, extract_tiger, extract_tiger_2024_05
 from tasks.mmmu_pro import MMMUPro, parse_choice
 
+pytestmark = pytest.mark.slow  # about 15 s
+
 FUZZ = settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 TAGS = ("<|channel>", "<channel|>", "<think>", "</think>", "<turn|>", "<eos>", "<pad>", "<|im_end|>", "</s>")
 PIECES = (
