@@ -6,7 +6,9 @@
 - Generation (a small subset): SmolLM2 on llama.cpp answers two engineering questions through
   lm-eval (via the adapter) and through the project, greedy, with a 48-token budget on both sides
   to keep CI short; both harnesses' extractors read the same letter from the same text, identical
-  completions give identical letters, and the table prints.
+  completions give identical letters, the project's request carrying lm-eval's exact prompt text
+  is answered from the cache with lm-eval's completion (so the two requests are the same request),
+  and the table prints.
 """
 
 from __future__ import annotations
@@ -85,9 +87,12 @@ def test_both_harnesses_answer_the_same_questions_on_smollm2(tmp_path) -> None:
     print(check.letters())
     assert [q.category for q in check.questions] == ["engineering", "engineering"]
     assert check.evals_stats["generated"] == 2 and check.lm_eval_stats["requested"] == 2
+    # the project's request with lm-eval's prompt text is lm-eval's request: answered by the cache
+    assert check.control_stats["cached"] == 2 and check.control_stats["generated"] == 0
     for q in check.questions:
         assert not q.prompts_identical and q.identical_after_known
         assert q.extractors_agree, q
+        assert q.control_same, q  # same prompt text, same completion and letter in both harnesses
         assert re.fullmatch(r"[A-J]", q.lm_eval_letter) or q.lm_eval_letter == INVALID
         assert q.lm_eval_correct == (q.lm_eval_letter == q.target)
         assert q.evals_correct == (q.evals_letter == q.target)

@@ -80,6 +80,7 @@ class Question:
     lm_eval_response: str = ""
     evals_response: str = ""
     extractors_agree: bool = True  # each harness's extractor reads the same letter from both responses
+    control_same: bool = False  # evals on lm-eval's exact prompt text gives lm-eval's completion
 
 
 @dataclass
@@ -88,14 +89,15 @@ class Crosscheck:
     example_difference: dict[str, str] | None = None  # one prompt pair around its first difference
     lm_eval_stats: dict[str, int] = field(default_factory=dict)
     evals_stats: dict[str, int] = field(default_factory=dict)
+    control_stats: dict[str, int] = field(default_factory=dict)  # evals on lm-eval's prompts
     settings: dict[str, Any] = field(default_factory=dict)
 
     def table(self) -> str:
         """A Markdown table: per category and overall, prompts identical, answers agreeing, scores."""
         lines = [
             "| category | n | prompts identical | identical after the known differences | same completion "
-            "| letters agree | extractors agree | lm-eval acc | evals acc |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| letters agree | extractors agree | evals on lm-eval's prompt = lm-eval | lm-eval acc | evals acc |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         categories = sorted({q.category for q in self.questions})
         groups = [(c, [q for q in self.questions if q.category == c]) for c in categories]
@@ -109,13 +111,14 @@ class Crosscheck:
                 f"| {sum(q.same_completion for q in group)}/{n} "
                 f"| {sum(q.lm_eval_letter == q.evals_letter for q in group)}/{n} "
                 f"| {sum(q.extractors_agree for q in group)}/{n} "
+                f"| {sum(q.control_same for q in group)}/{n} "
                 f"| {sum(q.lm_eval_correct for q in group) / n:.3f} | {sum(q.evals_correct for q in group) / n:.3f} |"
             )
         return "\n".join(lines)
 
     def letters(self) -> str:
         rows = [
-            "| question_id | category | target | lm-eval | evals | prompts identical |",
+            "| question_id | category | target | lm-eval | evals | prompt differences |",
             "|---|---|---|---|---|---|",
         ]
         rows += [
@@ -240,6 +243,7 @@ def run(
     from evals import registry
     from evals.generation import generate_all
     from evals.interop.lm_eval_model import EvalsLM
+    from evals.schema import Request
 
     test, validation = _parquets(data)
     lm = EvalsLM(backend=backend, model=model, cache=cache, **(backend_options or {}))
@@ -277,6 +281,20 @@ def run(
             },
         )
         by_id = {s.id: s for s in chosen}
+        # control: this project's request with lm-eval's exact prompt text (its sampling unchanged)
+        theirs_by_id = {
+            str(i["doc"]["question_id"]): str(i["arguments"][0][0])
+            for n in names
+            for i in output["samples"][n]
+        }
+        control = {
+            qid: Request(key=f"xcheck-control/{qid}", sample_id=qid, repeat=0, sampling=sampling, prompt=text)
+            for qid, text in theirs_by_id.items()
+        }
+        controls, control_stats = generate_all(
+            lm.backend, list(control.values()), lm.cache, show_progress=False
+        )
+        check.control_stats = asdict(control_stats)
         from lm_eval.filters.extraction import RegexFilter
 
         from tasks.mmlu_pro import extract_tiger_2024_05
@@ -299,6 +317,7 @@ def run(
                 known, explained = explain(theirs, mine)
                 letter = str(item["filtered_resps"][0])
                 their_text, my_text = str(item["resps"][0][0]), completions[requests[qid].key].text
+                mirror = controls[control[qid].key]
                 agree = (extract_tiger_2024_05(their_text, "") or INVALID) == letter and str(
                     regex.apply([[my_text]], [item["doc"]])[0][0]
                 ) == (score.extracted or INVALID)
@@ -319,6 +338,8 @@ def run(
                         lm_eval_response=their_text,
                         evals_response=my_text,
                         extractors_agree=agree,
+                        control_same=mirror.text == their_text
+                        and (task.score(sample, mirror, 0).extracted or INVALID) == letter,
                     )
                 )
         return check
@@ -409,6 +430,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, meaning in KNOWN_DIFFERENCES.items():
         print(f"- {name}: {meaning}")
     print(f"\nevals side: {check.evals_stats}\nlm-eval side: {check.lm_eval_stats}")
+    print(f"evals on lm-eval's prompts: {check.control_stats}")
     if args.json:
         args.json.write_text(json.dumps(asdict(check), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return 0
