@@ -121,3 +121,13 @@ def test_injected_enospc(
     kept = len(cache_rows(cache))
     check_rerun(model_server, args, out, reference, kept)
     tally.fault(f"injected ENOSPC ({fault.split(':')[0]})")
+
+
+def test_a_cache_file_that_is_not_a_database(model_server: ModelServer, smoke_data: Path, tmp_path: Path,
+                                             tally: Tally) -> None:  # fmt: skip
+    cache = tmp_path / "cache.sqlite"
+    cache.write_bytes(b"this is not an SQLite database, it was overwritten by something else\n" * 100)
+    failed = evals(run_args(model_server.base_url, tmp_path / "run", cache, smoke_data, tasks="gpqa_diamond"))
+    assert failed.returncode == 2
+    one_clear_line(failed.stderr, str(cache), "not a database", "--cache")
+    tally.fault("cache file damaged")
