@@ -189,6 +189,15 @@ def test_loglikelihoods_on_hf_equal_a_direct_computation(tmp_path: Path) -> None
         (rolling,) = lm.loglikelihood_rolling([instance("loglikelihood_rolling", ("blue sky",))])
         assert empty == pytest.approx(rolling, abs=1e-4)
         assert rolling < 0
+        # --apply_chat_template renders with the model's own template, thinking as the model_args say
+        chat = [{"role": "user", "content": "Hi"}]
+        rendered = lm.apply_chat_template(chat)
+        assert rendered == tokenizer.apply_chat_template(
+            chat, add_generation_prompt=True, tokenize=False, enable_thinking=False
+        )
+        assert "Hi" in rendered and rendered != tokenizer.apply_chat_template(
+            chat, add_generation_prompt=True, tokenize=False, enable_thinking=True
+        )
     finally:
         lm.close()
 
