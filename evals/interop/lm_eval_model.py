@@ -30,6 +30,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import lm_eval.models  # noqa: F401  (lm-eval's own model table first: `get_model` loads it only into an empty registry)
 from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 
