@@ -449,9 +449,10 @@ def _type_name(hint: Any) -> str:
 
 
 def stable_hash(obj: Any) -> str:
-    """sha256 of the canonical JSON form of `obj`."""
+    """sha256 of the canonical JSON form of `obj`. Lone surrogates (text decoded with errors) hash
+    too; any other text hashes exactly as plain UTF-8."""
     blob = json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()
+    return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _media_hash(path: str | None, data: bytes | None) -> str:

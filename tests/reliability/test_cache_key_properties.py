@@ -14,6 +14,8 @@ variables. Equal settings written differently (a card's integer `temperature = 1
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -26,7 +28,7 @@ from tally import Tally
 
 from evals.cache import CompletionCache, cache_key
 from evals.generation import model_hash
-from evals.schema import AudioPart, Completion, ImagePart, Message, Request, Sampling
+from evals.schema import AudioPart, Completion, ImagePart, Message, Request, Sampling, stable_hash
 
 pytestmark = pytest.mark.slow  # about 6 s
 
@@ -158,4 +160,20 @@ def test_environment_working_directory_and_cache_file_do_not_enter_the_key(
         assert cache.get_many([before])[before].text == "x"
         cache.close()
     assert os.environ["EVALS_CACHE"] == str(tmp_path / "EVALS_CACHE")
+    tally.add("property examples")
+
+
+@PROPS
+@given(before=texts, after=texts, sampling=samplings)
+def test_text_with_lone_surrogates_has_a_key_and_plain_text_keys_are_unchanged(
+    before: str, after: str, sampling: Sampling, tally: Tally
+) -> None:
+    """Text decoded with errors="surrogateescape" (lone surrogates) still gets a key, different from
+    the same text without them; plain text hashes exactly as its UTF-8 JSON always did."""
+    broken = request((Message.user(f"{before}\udcff{after}"),), sampling)
+    clean = request((Message.user(before + after),), sampling)
+    assert cache_key("m", broken) != cache_key("m", clean)
+    identity = {"model": "m", "request": clean.cache_identity()}
+    blob = json.dumps(identity, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    assert stable_hash(identity) == hashlib.sha256(blob.encode("utf-8")).hexdigest()
     tally.add("property examples")
