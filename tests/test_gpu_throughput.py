@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -69,3 +70,43 @@ def test_self_test_runs_every_path_and_writes_the_table(tmp_path: Path) -> None:
     assert profile["wall_ms"] > 0 and profile["cpu_ops"] > 0 and "aten::" in profile["table"]
     assert [s["batch"] for s in report["static"]] == [1, 4] and report["skipped"] == []
     assert "| harness" in done.stdout and "batch-1 decode:" in done.stdout
+
+
+@pytest.mark.server
+def test_llamacpp_gpu_script_cpu_selftest(tmp_path: Path, llama_server_binary: Path) -> None:
+    """scripts/gpu_llamacpp_bench.sh --cpu-selftest: the device script's steps (save the random model
+    for llama.cpp, convert to bf16 GGUF, quantize to Q8_0, harness vs direct llama-server for each)
+    on the tiny config; every step timed and every figure written."""
+    env = {
+        **os.environ,
+        "OUT": str(tmp_path / "out"),
+        "EVALS_WORK": str(tmp_path / "work"),
+        "PYTHON": sys.executable,
+    }
+    done = subprocess.run(
+        [str(ROOT / "scripts" / "gpu_llamacpp_bench.sh"), "--cpu-selftest"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, (done.stdout + done.stderr)[-2000:]
+    steps = (tmp_path / "out" / "steps.txt").read_text().splitlines()
+    assert [line.split(":")[0] for line in steps] == [
+        "build llama.cpp (cpu)", "save random tiny model", "convert to GGUF bf16",
+        "bench bf16", "quantize Q8_0", "bench Q8_0",
+    ]  # fmt: skip
+    for kind in ("bf16", "Q8_0"):
+        report = json.loads((tmp_path / "out" / f"llamacpp_{kind}.json").read_text())
+        assert report["parallel"] == 2 and report["identical"] == report["prompts"] == 4
+        assert set(report["paths"]) == {"harness", "direct"} and report["ratio"] > 0
+
+
+def test_llamacpp_gpu_script_dry_run_names_the_cuda_build(tmp_path: Path) -> None:
+    env = {**os.environ, "EVALS_CUDA_ARCH": "90", "OUT": str(tmp_path / "out")}
+    done = subprocess.run(
+        [str(ROOT / "scripts" / "gpu_llamacpp_bench.sh"), "--dry-run"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "-DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90" in done.stderr
+    assert "--gpu-layers 99" in done.stdout and "--parallel 64" in done.stdout
+    assert "model.Q8_0.gguf Q8_0" in done.stdout
+    assert not (tmp_path / "out").exists()  # a dry run writes nothing
