@@ -308,3 +308,35 @@ def test_lm_eval_command_line_runs_a_task_through_the_adapter_and_reruns_from_th
         assert sample["exact_match"] == float(
             response.strip().lower().rstrip(".") == sample["target"].lower()
         )
+
+
+@pytest.mark.slow
+@pytest.mark.server
+def test_chat_template_on_llamacpp_gives_the_prompt_ids_of_evals_own_chat_requests(tmp_path: Path) -> None:
+    from evals.schema import Message, Request
+
+    try:
+        lm = EvalsLM(
+            backend="llamacpp", model="builtin:tiny-gemma4", cache=str(tmp_path / "c.sqlite"),
+            threads=1, parallel=1, mmproj="none",
+        )  # fmt: skip
+    except Exception as exc:
+        if os.environ.get("EVALS_REQUIRE_LLAMA_CPP"):
+            raise
+        pytest.skip(f"no llama.cpp build: {exc}")
+    try:
+        for thinking in (False, True):
+            lm.thinking = thinking
+            text = lm.apply_chat_template([{"role": "user", "content": "Hi"}])
+            sampling = Sampling(thinking=thinking)
+            raw = lm.backend.render(Request(key="r", sample_id="r", repeat=0, sampling=sampling, prompt=text))
+            chat = Request(
+                key="c", sample_id="c", repeat=0, sampling=sampling, messages=(Message.user("Hi"),)
+            )
+            assert raw == lm.backend.render(chat)  # one BOS, the same template, thinking as set
+            assert raw.count(lm.backend.prompt_bos()) == 1
+            assert "<|turn>user\nHi<turn|>" in text
+            # thinking: the system turn's <|think|> switch; off: an empty thought block, closed
+            assert ("<|think|>" in text) == thinking and text.endswith("<channel|>") != thinking
+    finally:
+        lm.close()

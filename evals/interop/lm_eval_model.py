@@ -124,7 +124,7 @@ class EvalsLM(LM):  # type: ignore[misc]  # lm_eval ships no types
         backend_cls, options = backend_options(backend, given, [], show_progress=self.progress)
         self.backend: Backend = backend_cls(resolve_model(self.model_spec, backend), options)
         atexit.register(self.close)
-        self.cache = CompletionCache(cache or default_cache_path())
+        self.cache = CompletionCache(str(cache) if cache else default_cache_path())
         self.model_hash = model_hash(self.backend)
         self.last_stats = GenerationStats()  # of the latest generate_until call
         self.total_stats = GenerationStats()
