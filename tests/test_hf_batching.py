@@ -6,8 +6,10 @@ as the dynamic cache. Real transformers classes throughout; nothing is mocked.""
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from transformers import Gemma4UnifiedTextConfig, LlamaConfig
@@ -175,3 +177,31 @@ def test_smollm2_auto_batching_equals_batch_size_one(smollm2_gguf: Path) -> None
         assert batched[: len(alone)] == alone  # batched keeps the end-of-turn id, greedy_ids drops it
         assert len(batched) in (len(alone), len(alone) + 1)
     backend.close()
+
+
+# --- the batching-waste simulator (bench/batching_waste.py) ---------------------------------
+
+
+def waste_module() -> Any:
+    path = Path(__file__).resolve().parents[1] / "bench" / "batching_waste.py"
+    spec = importlib.util.spec_from_file_location("batching_waste", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_batching_waste_simulator_by_hand() -> None:
+    sim = waste_module()
+    lengths = [10, 1, 1, 1, 4, 4]
+    # Static, B = 2: batches (10, 1) (1, 1) (4, 4): steps 10 + 1 + 4; padded 9 + 0 + 0.
+    assert sim.static(lengths, 2) == (15, 9)
+    # Continuous, 2 slots: slot A runs 10; slot B runs 1, 1, 1, 4 (ends at 7), then 4 more (ends at 11).
+    assert sim.continuous(lengths, 2) == 11
+    # Refill every 4 steps, 2 slots: [10, 1] -> 4 steps (the 1 idles 3) -> [6, 1] -> 4 (idle 3)
+    # -> [2, 1] -> 2 steps (idle 1) -> [4, 4] -> 4 steps: 14 steps, 7 idle row-steps.
+    assert sim.refill(lengths, 2, 4) == (14, 7)
+    result = sim.simulate([(5, n) for n in lengths], batch=2, budget=8)  # the 10 is capped at 8
+    assert result["useful_row_steps"] == 8 + 1 + 1 + 1 + 4 + 4
+    assert result["strategies"]["arrival"]["steps"] == 8 + 1 + 4
+    assert result["strategies"]["oracle-sorted"]["steps"] == 8 + 4 + 1
