@@ -28,7 +28,7 @@ from lm_eval.api.instance import Instance
 from lm_eval.api.registry import model_registry
 from openai_stub_server import Reply, StubServer
 
-from evals.interop import lm_eval_hook
+from evals.interop import lm_eval_hook, lm_eval_install
 from evals.interop.lm_eval_model import (
     EvalsLM,
     UnsupportedRequest,
@@ -236,15 +236,15 @@ QUESTIONS = [
 
 @pytest.fixture
 def pth_installed():
-    """The one-time user step (`python -m evals.interop.lm_eval_hook install`); undone if this test made it."""
-    existed = lm_eval_hook.pth_path().is_file()
+    """The one-time user step (`python -m evals.interop.lm_eval_install install`); undone if this test made it."""
+    existed = lm_eval_install.pth_path().is_file()
     if not existed:
         subprocess.run(
-            [sys.executable, "-m", "evals.interop.lm_eval_hook", "install"], check=True, timeout=60
+            [sys.executable, "-m", "evals.interop.lm_eval_install", "install"], check=True, timeout=60
         )
     yield
     if not existed:
-        lm_eval_hook.uninstall()
+        lm_eval_install.uninstall()
 
 
 @pytest.mark.slow

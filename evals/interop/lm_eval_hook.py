@@ -2,9 +2,10 @@
 
 lm-eval 0.4.13 has no plugin or entry-point discovery for models: its model registry is filled
 from the table in `lm_eval.models` and by `@register_model` in modules something has imported
-(open upstream: EleutherAI/lm-evaluation-harness issues 1457, 3282). So this module installs a
-one-line `evals_lm_eval.pth` file in the environment's site-packages (`python -m
-evals.interop.lm_eval_hook install`; `uninstall` removes it). At interpreter start the line adds a
+(open upstream: EleutherAI/lm-evaluation-harness issues 1457, 3282). So a one-line
+`evals_lm_eval.pth` file in the environment's site-packages (`python -m
+evals.interop.lm_eval_install install`; `uninstall` removes it) imports this module at
+interpreter start and calls `activate()`, which adds a
 small import hook to `sys.meta_path` that does nothing until `lm_eval.models` is imported; right
 after that package runs, the hook registers the name "evals" as a lazy entry
 ("evals.interop.lm_eval_model:EvalsLM"), next to lm-eval's own names, so the adapter (and torch,
@@ -16,9 +17,7 @@ from __future__ import annotations
 
 import importlib.machinery
 import sys
-import sysconfig
 from collections.abc import Sequence
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -75,40 +74,3 @@ def activate() -> None:
         from lm_eval.api.registry import model_registry
 
         register(model_registry)
-
-
-def pth_path() -> Path:
-    """Where the .pth file goes: this interpreter's site-packages."""
-    return Path(sysconfig.get_paths()["purelib"]) / PTH_NAME
-
-
-def install() -> Path:
-    path = pth_path()
-    path.write_text(PTH_LINE, encoding="utf-8")
-    return path
-
-
-def uninstall() -> Path:
-    path = pth_path()
-    path.unlink(missing_ok=True)
-    return path
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if args == ["install"]:
-        print(f"installed {install()}: `lm_eval --model evals` now works in this environment")
-        return 0
-    if args == ["uninstall"]:
-        print(f"removed {uninstall()}")
-        return 0
-    if args == ["status"]:
-        path = pth_path()
-        print(f"{path}: {'installed' if path.is_file() else 'not installed'}")
-        return 0
-    print("usage: python -m evals.interop.lm_eval_hook install|uninstall|status", file=sys.stderr)
-    return 2
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,7 +1,7 @@
 """lm-evaluation-harness model "evals": lm-eval tasks run through this project's backends.
 
 `lm_eval --model evals --model_args backend=llamacpp,model=PATH.gguf[,cache=FILE,thinking=true,...]`
-(after `python -m evals.interop.lm_eval_hook install`, see that module for why lm-eval needs it).
+(after `python -m evals.interop.lm_eval_install install`; `evals.interop.lm_eval_hook` says why).
 Model arguments: `backend` (hf, llamacpp, openai, vllm), `model` (a path, hub id, `pkg:` or
 `builtin:` spec), `cache` (the completion cache file; default `$EVALS_CACHE` or
 ~/.cache/evals/completions.sqlite), `thinking` (render chat templates with thinking on and
