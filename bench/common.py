@@ -22,12 +22,20 @@ ASKS = (
 )
 
 
-def build_requests(count: int, new_tokens: int) -> list[Request]:
-    """`count` greedy chat requests (the asks in turn), each with a budget of `new_tokens`."""
+def build_requests(count: int, new_tokens: int, unique: bool = False) -> list[Request]:
+    """`count` greedy chat requests (the asks in turn), each with a budget of `new_tokens`. With
+    `unique` each ask is numbered, so that no two requests are the same (the harness generates
+    identical requests once and shares the completion)."""
     sampling = Sampling(max_tokens=new_tokens)
     asks = itertools.islice(itertools.cycle(ASKS), count)
     return [
-        Request(key=str(i), sample_id=str(i), repeat=0, sampling=sampling, messages=(Message.user(a),))
+        Request(
+            key=str(i),
+            sample_id=str(i),
+            repeat=0,
+            sampling=sampling,
+            messages=(Message.user(f"{a} (question {i + 1})" if unique else a),),
+        )
         for i, a in enumerate(asks)
     ]
 

@@ -26,8 +26,8 @@ run() {  # run NAME COMMAND...
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(date -u)" | tee -a "$log"
 for name in "${wanted[@]}"; do
   case "$name" in
-    hf) run "HF backend vs lm-eval HF" "$python" hf_throughput.py --prompts 64 --new-tokens 64 --batch-size 64 --repeats 3 ;;
-    llamacpp) run "llama.cpp backend vs direct llama-server" "$python" llamacpp_throughput.py --prompts 32 --new-tokens 64 --parallel 4 --repeats 3 ;;
+    hf) run "HF backend vs lm-eval HF" "$python" hf_throughput.py --prompts 64 --new-tokens 64 --batch-size 64 --repeats 5 --threads 1 ;;
+    llamacpp) run "llama.cpp backend vs direct llama-server" "$python" llamacpp_throughput.py --prompts 32 --new-tokens 64 --parallel 4 --threads 1 --repeats 5 ;;
     overhead) run "run-path overhead" "$python" run_overhead.py --repeats 3 ;;
     startup) run "start-up" "$python" startup.py --repeats 3 ;;
     waste) run "static batching waste" "$python" batching_waste.py ;;

@@ -132,7 +132,7 @@ def requests(count: int, prompt_tokens: int, new_tokens: int, tag: str) -> list[
     out = []
     for i in range(count):
         words = prompt_tokens - (i * 7) % max(1, prompt_tokens // 4)
-        text = " ".join(WORDS[(i + j) % len(WORDS)] for j in range(max(1, words)))
+        text = f"{i}: " + " ".join(WORDS[(i + j) % len(WORDS)] for j in range(max(1, words)))  # all distinct
         key = f"{tag}-{i}"
         out.append(
             Request(key=key, sample_id=key, repeat=0, sampling=Sampling(max_tokens=new_tokens), prompt=text)

@@ -10,7 +10,7 @@ rounds after one untimed warm-up each; the medians and their ratio are printed, 
 outputs are identical. It measures speed only, not answer quality.
 
 Usage: python bench/hf_throughput.py [--prompts 64] [--new-tokens 64] [--batch-size 64] [--repeats 3]
-       [--loop]
+       [--loop] [--threads N]
 """
 
 from __future__ import annotations
@@ -118,7 +118,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64, help="rows per batch, both harnesses")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--loop", action="store_true", help="also time a plain one-prompt generate loop")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = parser.parse_args()
+    if args.threads:  # on a shared machine 1 thread avoids OpenMP spin-waits against other processes
+        torch.set_num_threads(args.threads)
 
     start = time.perf_counter()
     backend = HFBackend(str(smollm2_path()), batch_size=args.batch_size, max_batch_size=args.batch_size)

@@ -93,7 +93,7 @@ def main() -> None:
         ctx_size=args.ctx_size or 512 + args.new_tokens, extra_args=tuple(extra), progress=False,
     )  # fmt: skip
     started = time.perf_counter() - start
-    requests = build_requests(args.prompts, args.new_tokens)
+    requests = build_requests(args.prompts, args.new_tokens, unique=True)
     runs: dict[str, list[tuple[float, int]]] = {"harness": [], "direct": []}
     texts: dict[str, list[str]] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -102,7 +102,7 @@ def main() -> None:
             "harness": lambda: harness(backend, requests, cache),
             "direct": lambda: direct(backend.server.base_url, requests, args.parallel),
         }
-        warm = build_requests(min(args.parallel, len(ASKS)), 4)
+        warm = build_requests(min(args.parallel, len(ASKS)), 4, unique=True)
         harness(backend, warm, cache)
         direct(backend.server.base_url, warm, args.parallel)
         for repeat in range(args.repeats):
