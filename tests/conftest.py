@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from llama_cpp_required import skip_or_fail
 from realdata import REALDATA
 
 ALL_TIERS_OPTION = "--all"
@@ -137,16 +138,6 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
             f"deselected {deselected['tests']} tests of other tiers ({counts}; a test may be in several): "
             f"run them with pytest {ALL_TIERS_OPTION} (or {ALL_TIERS_ENV}=1)"
         )
-
-
-REQUIRE_LLAMA_CPP = "EVALS_REQUIRE_LLAMA_CPP"
-
-
-def skip_or_fail(reason: str) -> None:
-    """Skip with `reason`, or fail where the llama.cpp build is required (CI)."""
-    if os.environ.get(REQUIRE_LLAMA_CPP) == "1":
-        pytest.fail(f"{reason} ({REQUIRE_LLAMA_CPP}=1)")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import skip_or_fail
+from llama_cpp_required import skip_or_fail
 
 from evals.schema import Message, Request, Sampling
 from runners.gguf_quantize import (
