@@ -69,7 +69,7 @@ def harness(
     errors = [c.error for c in results.values() if c.error]
     if errors:
         raise SystemExit(f"harness errors: {errors[:2]}")
-    return seconds, stats.completion_tokens, [results[r.key].raw for r in requests]  # verbatim, as the server sends
+    return seconds, stats.completion_tokens, [results[r.key].raw for r in requests]  # verbatim
 
 
 def main() -> None:
