@@ -10,6 +10,7 @@ refuses another major version with one line naming both versions. This module de
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import types
 from dataclasses import dataclass, field
@@ -346,15 +347,22 @@ class SampleRecord:
 
 def to_json(record: Any) -> Any:
     """A JSON-able form: dataclasses as dicts (field order kept), tuples as lists, NaN as None."""
-    if dataclasses.is_dataclass(record) and not isinstance(record, type):
-        return {f.name: to_json(getattr(record, f.name)) for f in dataclasses.fields(record)}
+    if record is None or isinstance(record, str | int):  # the common leaves first (bool is an int)
+        return record
+    if isinstance(record, float):
+        return None if math.isnan(record) else record
     if isinstance(record, dict):
         return {str(k): to_json(v) for k, v in record.items()}
     if isinstance(record, list | tuple):
         return [to_json(v) for v in record]
-    if isinstance(record, float) and math.isnan(record):
-        return None
+    if dataclasses.is_dataclass(record) and not isinstance(record, type):
+        return {name: to_json(getattr(record, name)) for name in _field_names(type(record))}
     return record
+
+
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
 
 
 def from_json(cls: type[T], data: Any) -> T:

@@ -18,7 +18,7 @@ import os
 import types
 from collections import abc
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import (
     Any,
     Literal,
@@ -139,15 +139,22 @@ class Request:
             raise ValueError(f"request {self.key}: give exactly one of messages or prompt")
 
     def cache_identity(self) -> dict[str, Any]:
-        """A JSON-able description of the request with media replaced by their hashes."""
-        return {
-            "prompt": self.prompt,
-            "messages": [
-                {"role": m.role, "content": [_part_identity(p) for p in m.content]} for m in self.messages
-            ],
-            "sampling": asdict(self.sampling),
-            "repeat": self.repeat,
-        }
+        """A JSON-able description of the request with media replaced by their hashes. Built once
+        per request (the cache key, the prompt id and the shard all read it); each call returns a
+        new top-level dict, so a caller may replace its entries."""
+        identity: dict[str, Any] | None = self.__dict__.get("_identity")
+        if identity is None:
+            sampling = self.sampling
+            identity = {
+                "prompt": self.prompt,
+                "messages": [
+                    {"role": m.role, "content": [_part_identity(p) for p in m.content]} for m in self.messages
+                ],
+                "sampling": {name: getattr(sampling, name) for name in _SAMPLING_FIELDS},
+                "repeat": self.repeat,
+            }
+            object.__setattr__(self, "_identity", identity)  # a memo, not a field: eq and repr ignore it
+        return dict(identity)
 
 
 # --- result side --------------------------------------------------------------------------
@@ -176,7 +183,7 @@ class Completion:
     error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {name: getattr(self, name) for name in _COMPLETION_FIELDS}  # all plain values
 
     @staticmethod
     def from_json(data: dict[str, Any]) -> Completion:
@@ -446,6 +453,10 @@ def _type_name(hint: Any) -> str:
 
 
 # --- helpers ------------------------------------------------------------------------------
+
+
+_SAMPLING_FIELDS = tuple(f.name for f in fields(Sampling))
+_COMPLETION_FIELDS = tuple(f.name for f in fields(Completion))
 
 
 def stable_hash(obj: Any) -> str:
