@@ -33,6 +33,7 @@ from evals.records import (
     RowCost,
     RunInfo,
     SampleRecord,
+    ShardInfo,
     TaskInfo,
     UnavailableRow,
 )
@@ -97,18 +98,7 @@ def finish(
     prompts = PromptStore()
     samples: list[SampleRecord] = [s for r in task_results for s in sample_records(r, prompts)]
     rows = _result_rows(plans, task_results, generated.costs)
-    run_info = RunInfo(
-        kind="run",
-        started=started,
-        finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
-        environment=environment.describe(),
-        card={"name": card.name, "path": card.path, "sha256": card.sha256},
-        models=generated.models,
-        options=_recorded_options(options),
-        tasks=[_task_info(p) for p in plans],
-        generation=generated.stats,
-        wall_seconds=time.perf_counter() - started_clock,
-    )
+    run_info = _run_info("run", card, options, plans, generated, started, time.perf_counter() - started_clock)
     header = ReportHeader(
         title=f"{card.title}: reproduction report",
         model=", ".join(str(m.resolved) for m in generated.models) or card.model,
@@ -123,14 +113,19 @@ def finish(
     return RunOutcome(out_dir, results, run_info, report, task_results)
 
 
-def _write_shard(
-    card: Card, options: RunOptions, plans: list[PlannedRow], generated: Generated, started: str, wall: float
-) -> RunOutcome:
-    """A shard's partial records (evals.sharding), not scored: evals.merge scores the whole set."""
-    assert options.shard is not None
-    index, count = options.shard
-    run_info = RunInfo(
-        kind="shard",
+def _run_info(
+    kind: str,
+    card: Card,
+    options: RunOptions,
+    plans: list[PlannedRow],
+    generated: Generated,
+    started: str,
+    wall: float,
+    shard: ShardInfo | None = None,
+) -> RunInfo:
+    """run.json's record of a whole run or of one shard."""
+    return RunInfo(
+        kind=kind,
         started=started,
         finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
         environment=environment.describe(),
@@ -140,8 +135,18 @@ def _write_shard(
         tasks=[_task_info(p) for p in plans],
         generation=generated.stats,
         wall_seconds=wall,
-        shard=sharding.shard_info(plans, options.shard, generated.costs),
+        shard=shard,
     )
+
+
+def _write_shard(
+    card: Card, options: RunOptions, plans: list[PlannedRow], generated: Generated, started: str, wall: float
+) -> RunOutcome:
+    """A shard's partial records (evals.sharding), not scored: evals.merge scores the whole set."""
+    assert options.shard is not None
+    index, count = options.shard
+    shard = sharding.shard_info(plans, options.shard, generated.costs)
+    run_info = _run_info("shard", card, options, plans, generated, started, wall, shard)
     default = Path("runs") / f"{card.name}-{time.strftime('%Y%m%d-%H%M%S')}-shard-{index}-of-{count}"
     out_dir = options.output or default
     sharding.write_shard(out_dir, run_info, plans, generated.completions, generated.followups)
