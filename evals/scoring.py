@@ -140,8 +140,10 @@ def score_all(
         scores = list(
             task.score_many([(sample, completion, repeat) for sample, completion, repeat, _ in items])
         )
+    elif isinstance(task, FollowupTask):  # asked once: a protocol check per sample costs more than scoring
+        scores = [task.score_with_followup(*item) for item in items]
     else:
-        scores = [_score_one(task, *item) for item in items]
+        scores = [task.score(sample, completion, repeat) for sample, completion, repeat, _ in items]
     categories = {s.id: s.category for s in samples}
     corpus = task.corpus_metrics(list(samples), scores) if isinstance(task, CorpusTask) else None
     if task.headline == "corpus" and corpus and corpus.get("metric"):
@@ -182,14 +184,6 @@ def headline(
     low, high = (v / 100 for v in corpus["ci95"]) if corpus.get("ci95") else (value, value)
     stderr = (high - low) / (2 * 1.96)
     return MetricSummary(value, stderr, low, high, base.n_samples, base.n_scores, base.outcomes, base.flags)
-
-
-def _score_one(
-    task: Task, sample: Sample, completion: Completion, repeat: int, followup: Completion | None
-) -> Score:
-    if isinstance(task, FollowupTask):
-        return task.score_with_followup(sample, completion, repeat, followup)
-    return task.score(sample, completion, repeat)
 
 
 def sample_records(result: TaskResult, prompts: PromptStore) -> list[SampleRecord]:
