@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from llama_cpp_required import skip_or_fail
 
 pytest.importorskip("lm_eval")
 
@@ -258,9 +259,7 @@ def test_lm_eval_command_line_runs_a_task_through_the_adapter_and_reruns_from_th
     try:
         find_llama_server(None)
     except Exception as exc:
-        if os.environ.get("EVALS_REQUIRE_LLAMA_CPP"):
-            raise
-        pytest.skip(f"no llama-server: {exc}")
+        skip_or_fail(f"no llama-server: {exc}")
     tasks = tmp_path / "tasks"
     tasks.mkdir()
     data = tasks / "data.jsonl"
@@ -321,9 +320,7 @@ def test_chat_template_on_llamacpp_gives_the_prompt_ids_of_evals_own_chat_reques
             threads=1, parallel=1, mmproj="none",
         )  # fmt: skip
     except Exception as exc:
-        if os.environ.get("EVALS_REQUIRE_LLAMA_CPP"):
-            raise
-        pytest.skip(f"no llama.cpp build: {exc}")
+        skip_or_fail(f"no llama.cpp build: {exc}")
     try:
         for thinking in (False, True):
             lm.thinking = thinking

@@ -13,10 +13,10 @@
 
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
+from llama_cpp_required import skip_or_fail
 from realdata import MMLU, TEST_PARQUET, VALIDATION_PARQUET
 
 pytest.importorskip("lm_eval")
@@ -71,9 +71,7 @@ def test_both_harnesses_answer_the_same_questions_on_smollm2(tmp_path) -> None:
     try:
         find_llama_server(None)
     except Exception as exc:
-        if os.environ.get("EVALS_REQUIRE_LLAMA_CPP"):
-            raise
-        pytest.skip(f"no llama-server: {exc}")
+        skip_or_fail(f"no llama-server: {exc}")
     check = run(
         MMLU,
         ["engineering"],
