@@ -22,9 +22,6 @@ from pathlib import Path
 
 import pytest
 from llama_cpp_required import skip_or_fail
-
-pytest.importorskip("lm_eval")
-
 from lm_eval.api.instance import Instance
 from lm_eval.api.registry import model_registry
 from openai_stub_server import Reply, StubServer

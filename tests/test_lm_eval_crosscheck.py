@@ -19,8 +19,6 @@ import pytest
 from llama_cpp_required import skip_or_fail
 from realdata import MMLU, TEST_PARQUET, VALIDATION_PARQUET
 
-pytest.importorskip("lm_eval")
-
 from evals.interop.crosscheck import (
     INVALID,
     KNOWN_DIFFERENCES,

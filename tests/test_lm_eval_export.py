@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import lm_eval.utils as lm_eval_utils
 import pytest
 
 from evals.cli import main
@@ -16,8 +17,6 @@ from evals.interop.lm_eval_export import INVALID, REDACTED, export_lm_eval
 from evals.run_dir import load_run_dir
 from tasks.gpqa_diamond import GPQADiamond
 from tasks.mmlu_pro import MMLUPro
-
-lm_eval_utils = pytest.importorskip("lm_eval.utils")
 
 
 def scored_run(tmp: Path, task: str, responses: dict[str, str]) -> Path:
