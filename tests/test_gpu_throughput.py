@@ -4,32 +4,23 @@ end to end and writes the table's fields."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import torch
+from bench_scripts import load_bench
 from transformers import Gemma4UnifiedForCausalLM
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "bench" / "gpu_throughput.py"
 
 
-def bench_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("gpu_throughput", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_12b_config_has_the_published_size_and_attention_pattern() -> None:
-    config = bench_module().text_config("12b")
+    config = load_bench("gpu_throughput").text_config("12b")
     with torch.device("meta"):
         model = Gemma4UnifiedForCausalLM(config)
     parameters = sum(p.numel() for p in model.parameters())

@@ -6,12 +6,11 @@ as the dynamic cache. Real transformers classes throughout; nothing is mocked.""
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from bench_scripts import load_bench
 from transformers import Gemma4UnifiedTextConfig, LlamaConfig
 
 from evals.schema import Message, Request, Sampling
@@ -23,21 +22,10 @@ GIB = 1024**3
 
 
 def gemma4_12b_text() -> Gemma4UnifiedTextConfig:
-    """The published 12B text shape: 48 layers (5 sliding to 1 full), hidden 3840, 16 heads,
-    sliding layers 8 KV heads of 256 with a 1024-token window, full layers 1 KV head of 512 (k = v)."""
-    return Gemma4UnifiedTextConfig(
-        hidden_size=3840,
-        intermediate_size=15360,
-        num_hidden_layers=48,
-        num_attention_heads=16,
-        num_key_value_heads=8,
-        head_dim=256,
-        global_head_dim=512,
-        num_global_key_value_heads=1,
-        attention_k_eq_v=True,
-        sliding_window=1024,
-        final_logit_softcapping=30.0,
-    )
+    """The published 12B text shape, as bench/gpu_throughput.py builds it (its test checks that shape
+    and the 11.9 B parameter count against the model card)."""
+    config: Gemma4UnifiedTextConfig = load_bench("gpu_throughput").text_config("12b")
+    return config
 
 
 def test_gemma4_12b_footprint_from_the_published_shape() -> None:
@@ -182,17 +170,8 @@ def test_smollm2_auto_batching_equals_batch_size_one(smollm2_gguf: Path) -> None
 # --- the batching-waste simulator (bench/batching_waste.py) ---------------------------------
 
 
-def waste_module() -> Any:
-    path = Path(__file__).resolve().parents[1] / "bench" / "batching_waste.py"
-    spec = importlib.util.spec_from_file_location("batching_waste", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_batching_waste_simulator_by_hand() -> None:
-    sim = waste_module()
+    sim = load_bench("batching_waste")
     lengths = [10, 1, 1, 1, 4, 4]
     # Static, B = 2: batches (10, 1) (1, 1) (4, 4): steps 10 + 1 + 4; padded 9 + 0 + 0.
     assert sim.static(lengths, 2) == (15, 9)
