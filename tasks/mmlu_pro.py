@@ -126,7 +126,6 @@ _TIGER_ANSWER_COLON = re.compile(r"[aA]nswer:\s*([A-J])")
 # lookahead is quadratic in the text length, so we take the last of all matches instead (same result).
 _TIGER_LONE_LETTER = re.compile(r"\b[A-J]\b")
 
-_MARKDOWN = re.compile(r"[*_`]+")
 # A capital letter standing alone: not followed by a word character or an apostrophe ("I'm"),
 # and not the pronoun "I" followed by a verb ("Answer: I think ...").
 _PRONOUN_VERBS = r"am|think|believe|guess|would|will|can|cannot|need|must|should|suppose|was|have|do"
@@ -173,7 +172,7 @@ def extract_card(text: str, letters: str) -> str | None:
     Markdown emphasis is removed first. The letter must be one of the row's `letters`; an
     out-of-range last answer yields None rather than an earlier answer.
     """
-    clean = _MARKDOWN.sub("", text)
+    clean = _strip_markdown(text)
     only = _LETTER_ONLY.fullmatch(clean)
     if only:
         found = only.group(1)
@@ -183,6 +182,12 @@ def extract_card(text: str, letters: str) -> str | None:
             return None
         found = max(hits)[1]
     return found if found in letters else None
+
+
+def _strip_markdown(text: str) -> str:
+    """`text` without Markdown emphasis: every `*`, `_` and backtick removed (plain string
+    replacement, several times faster than the equivalent regular expression on long answers)."""
+    return text.replace("*", "").replace("_", "").replace("`", "")
 
 
 @dataclass(frozen=True)
