@@ -67,7 +67,7 @@ def generate_all(
             pending[ckey] = group[0]
             continue
         for request in group:
-            results[request.key] = replace(hit, key=request.key)
+            results[request.key] = _keyed(hit, request)
         stats.cached += len(group)
     if pending:
         _generate_pending(
@@ -111,7 +111,7 @@ def _generate_pending(
                 group = by_cache_key[ckey]
                 stats.shared += len(group) - 1
                 for request in group:
-                    results[request.key] = replace(completion, key=request.key)
+                    results[request.key] = _keyed(completion, request)
                 stats.completion_tokens += completion.completion_tokens
                 bar.completed(stats.completion_tokens)
         finally:
@@ -127,6 +127,12 @@ def _generate_pending(
             )
         stats.failed += 1
         stats.shared += len(by_cache_key[ckey]) - 1
+
+
+def _keyed(completion: Completion, request: Request) -> Completion:
+    """`completion` as `request`'s own: itself when it carries the request's key (at most one
+    request of a group does, as request keys are unique), otherwise a copy with that key."""
+    return completion if completion.key == request.key else replace(completion, key=request.key)
 
 
 class _Bar:
