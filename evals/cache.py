@@ -1,11 +1,13 @@
 """SQLite store of completions, keyed by everything that changes the output.
 
 Each completion is committed the moment it arrives (WAL journal), so a crash or SIGKILL loses at
-most the request in flight. Failed completions (backend errors) are not stored: a re-run retries
-them. Several processes may share one cache file: the first completion stored under a key is kept
-and `put` hands it back, so every run agrees with the cache. A full disk or an unreadable file is
-one OSError naming the cache (what was committed before stays readable). This module does not
-decide what to generate; the runner asks it what is already done.
+most the request in flight; an OS crash or power loss may also roll back the completions committed
+since the last checkpoint (see `CompletionCache.__init__`), never leave the file inconsistent.
+Failed completions (backend errors) are not stored: a re-run retries them. Several processes may
+share one cache file: the first completion stored under a key is kept and `put` hands it back, so
+every run agrees with the cache. A full disk or an unreadable file is one OSError naming the cache
+(what was committed before stays readable). This module does not decide what to generate; the
+runner asks it what is already done.
 """
 
 from __future__ import annotations
@@ -32,6 +34,14 @@ CREATE TABLE IF NOT EXISTS completions (
     created     REAL NOT NULL
 );
 """
+
+# Checkpoint (copy the WAL into the database file, with its fsyncs) once the WAL holds this many
+# pages (~40 MB at SQLite's 4 KiB pages) rather than SQLite's default 1,000: with one commit per
+# completion of a few KiB, the default checkpoints every ~200 completions, and the fsyncs and the
+# rewrites of freshly synced WAL pages then cost about a third of each put (measured on 12,032
+# MMLU-Pro answers). The price: a bigger WAL file while the cache is open, and more completions
+# that an OS crash or power loss (not a killed process) may roll back.
+CHECKPOINT_PAGES = 10_000
 
 
 def default_cache_path() -> Path:
@@ -72,8 +82,13 @@ class CompletionCache:
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA busy_timeout=30000")
+            # Durability of each `put` (one committed transaction): with WAL and synchronous=NORMAL a
+            # commit has reached the WAL file (the OS's page cache) when `put` returns, so a killed or
+            # crashed process loses nothing committed. The WAL is fsynced only at a checkpoint: an OS
+            # crash or power loss may roll back the commits since the last one, never corrupt the file.
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")  # durable against process death, not power loss
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute(f"PRAGMA wal_autocheckpoint={CHECKPOINT_PAGES}")
             self._db.executescript(SCHEMA)
         except sqlite3.Error as exc:
             raise self._failure(exc, "open") from exc
