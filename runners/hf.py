@@ -9,7 +9,8 @@ grouped by sampling settings and sorted by prompt length (a batch may mix image,
 text-only requests); `batch_size=auto` sizes each batch from the model's KV-cache bytes per token,
 the prompt length, the token budget and the free memory (`runners.hf_generation.batch_for_budget`,
 at most `max_batch_size`), and halves it on out-of-memory; a batch stops as soon as every row has
-ended; `static_cache` switches to a preallocated KV cache (on CUDA, transformers then compiles the
+ended; with `refill_every=N` text-only rows run in refilled batches instead (`runners.hf_refill`:
+finished rows replaced by waiting requests, each completion yielded as its row ends); `static_cache` switches to a preallocated KV cache (on CUDA, transformers then compiles the
 decode step); samples each request with its own seed so results do not
 depend on batch composition; decodes with special tokens kept and splits thought from answer.
 With `draft_model` (a Gemma 4 MTP assistant directory, `runners.hf_draft`) it generates one request
@@ -26,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,18 +38,15 @@ import transformers
 from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
 
 from evals.schema import (
-    AudioPart,
     BackendOptions,
     Completion,
-    ImagePart,
-    Message,
     Request,
     Sampling,
-    TextPart,
     build_options,
     option,
 )
-from runners.fingerprint import gguf_quantization, quick_digest, text_sha256, tokenizer_identity, weight_files
+from runners.fingerprint import text_sha256, tokenizer_identity
+from runners.hf_batching import Prepared, group_by_sampling, left_pad
 from runners.hf_draft import Drafter, load_drafter
 from runners.hf_generation import (
     SAMPLER_VERSION,
@@ -57,11 +56,13 @@ from runners.hf_generation import (
     StopStrings,
     TokenCounter,
     batch_for_budget,
+    free_accelerator_memory,
     free_memory_bytes,
     generate_with_backoff,
     is_oom,
     kv_footprint,
 )
+from runners.hf_identity import quantization, weight_paths, weights_identity
 from runners.hf_loading import (
     load_model,
     resolve_device,
@@ -69,13 +70,11 @@ from runners.hf_loading import (
     resolve_source,
 )
 from runners.hf_media import Encoded, MediaEncoder, collate, has_media, media_messages
+from runners.hf_prompts import UnsupportedInput, chat_messages, cut_at_stop, one_bos
+from runners.hf_refill import RefillTrigger, RowBudget, RowState, check_refill, rows_needed, run_refilled
 from runners.outputs import SplitOutput, error_completion, split_output
 
 END_OF_TURN_TOKENS = ("<turn|>", "<|im_end|>", "<end_of_turn>", "<|eot_id|>")
-
-
-class UnsupportedInput(ValueError):
-    """A request part this backend cannot handle (e.g. media without a processor)."""
 
 
 def resolve_batch_sizer(batch_size: int | str, max_batch_size: int) -> BatchSizer:
@@ -89,68 +88,6 @@ def resolve_batch_sizer(batch_size: int | str, max_batch_size: int) -> BatchSize
 
 
 # --- prompt rendering ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Prepared:
-    """A request with its rendered prompt ids. For a media request (`media`), the ids hold one
-    placeholder per image or clip (media are not decoded yet) and serve only to sort the batch."""
-
-    request: Request
-    ids: list[int]
-    media: bool = False
-
-
-def chat_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
-    """Text-only messages as chat-template dicts (text content as a plain string)."""
-    out = []
-    for message in messages:
-        for part in message.content:
-            if isinstance(part, ImagePart | AudioPart):
-                raise UnsupportedInput(f"{part.type} part in a text-only prompt")
-            if not isinstance(part, TextPart):
-                raise UnsupportedInput(f"unknown message part {part!r}")
-        out.append({"role": message.role, "content": message.text})
-    return out
-
-
-def one_bos(ids: Sequence[int], bos_id: int | None, adds_bos: bool) -> list[int]:
-    """Collapse leading BOS tokens to one; prepend one if missing and the tokenizer normally adds it."""
-    ids = list(ids)
-    if bos_id is None:
-        return ids
-    leading = next((i for i, token in enumerate(ids) if token != bos_id), len(ids))
-    if leading > 1:
-        return ids[leading - 1 :]
-    if leading == 0 and adds_bos:
-        return [bos_id, *ids]
-    return ids
-
-
-def cut_at_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:
-    """Cut `text` at the first occurrence of any stop string; say whether one was found."""
-    positions = [pos for pos in (text.find(s) for s in stops if s) if pos >= 0]
-    return (text[: min(positions)], True) if positions else (text, False)
-
-
-def group_by_sampling(items: Sequence[_Prepared]) -> list[list[_Prepared]]:
-    """Group by sampling settings except the seed, each group sorted by prompt length (longest first)."""
-    groups: dict[Sampling, list[_Prepared]] = {}
-    for item in items:
-        groups.setdefault(dataclasses.replace(item.request.sampling, seed=0), []).append(item)
-    return [sorted(group, key=lambda item: -len(item.ids)) for group in groups.values()]
-
-
-def left_pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Input ids and attention mask, padded on the left to the longest row."""
-    width = max(len(row) for row in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        if row:
-            ids[i, width - len(row) :] = torch.tensor(row, dtype=torch.long)
-            mask[i, width - len(row) :] = 1
-    return ids, mask
 
 
 @dataclass(frozen=True)
@@ -193,6 +130,11 @@ class HFOptions(BackendOptions):
         False,
         "preallocated KV cache (on CUDA transformers compiles the decode step; each new shape recompiles)",
     )
+    refill_every: int = option(
+        0,
+        "refill batches: after N decode steps, once half of a batch's rows have finished, waiting requests "
+        "take their places and the rest are prefilled again (0: static batches; see docs/performance.md)",
+    )
 
 
 class HFBackend:
@@ -217,6 +159,7 @@ class HFBackend:
         self._sizer = resolve_batch_sizer(opts.batch_size, opts.max_batch_size)
         if opts.draft_tokens is not None and opts.draft_model is None:
             raise ValueError("draft_tokens needs draft_model (an MTP assistant directory)")
+        check_refill(opts.refill_every, static_cache=opts.static_cache, draft=opts.draft_model is not None)
         self._fingerprint: dict[str, Any] | None = None
         # Opt-in diagnostic record: set to {} and each completion's generated token ids are kept
         # here under its request key (parity and GPU checks compare token ids, not text).
@@ -262,6 +205,7 @@ class HFBackend:
         vocab = tokenizer.get_vocab()
         stop.update(vocab[token] for token in END_OF_TURN_TOKENS if token in vocab)
         self.stop_ids = sorted(stop)
+        self.end_ids = frozenset(stop)
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else original.pad_token_id
         self.pad_id = pad if pad is not None else (self.stop_ids[0] if self.stop_ids else 0)
         self.bos_id = tokenizer.bos_token_id
@@ -332,12 +276,17 @@ class HFBackend:
         for request in requests:
             try:
                 if has_media(request):
-                    prepared.append(_Prepared(request, self._media_sort_ids(request), media=True))
+                    prepared.append(Prepared(request, self._media_sort_ids(request), media=True))
                 else:
-                    prepared.append(_Prepared(request, self.render(request)))
+                    prepared.append(Prepared(request, self.render(request)))
             except Exception as exc:
                 yield error_completion(request, exc)
         for group in group_by_sampling(prepared):
+            if self.options.refill_every > 0:  # text-only rows refill; media rows keep static batches
+                text = [item for item in group if not item.media]
+                group = [item for item in group if item.media]
+                if text:
+                    yield from self._generate_refilled(text)
             while group:
                 size = self._batch_size(group[0])
                 batch, group = group[:size], group[size:]
@@ -347,7 +296,7 @@ class HFBackend:
         """Change `batch_size` (as the option takes it) on the loaded model (benchmarks)."""
         self._sizer = resolve_batch_sizer(batch_size, self.options.max_batch_size)
 
-    def _batch_size(self, longest: _Prepared) -> int:
+    def _batch_size(self, longest: Prepared) -> int:
         """Rows for the next batch, whose longest prompt is `longest`'s: the fixed size, or with
         batch_size=auto the most that fit in free memory (at most the sizer's current size)."""
         if not self._sizer.adaptive:
@@ -355,7 +304,7 @@ class HFBackend:
         free, budget = free_memory_bytes(self.model.device), longest.request.sampling.max_tokens
         return batch_for_budget(self.footprint, free, len(longest.ids), budget, self._sizer.size)
 
-    def _run_batch(self, batch: list[_Prepared]) -> Iterator[Completion]:
+    def _run_batch(self, batch: list[Prepared]) -> Iterator[Completion]:
         """Yield the batch's completions; on an error, error Completions for the rest of it
         (results come back in batch order, so the first `done` items are finished)."""
         done = 0
@@ -368,7 +317,7 @@ class HFBackend:
             for item in batch[done:]:
                 yield error_completion(item.request, exc, prompt_tokens=0 if item.media else len(item.ids))
 
-    def _encode(self, item: _Prepared) -> Encoded | Completion:
+    def _encode(self, item: Prepared) -> Encoded | Completion:
         """The item's encoding (media decoded and processed here, per batch), or its error Completion."""
         if not item.media:
             return Encoded(item.ids)
@@ -379,7 +328,7 @@ class HFBackend:
                 raise
             return error_completion(item.request, exc)
 
-    def _generate_batch(self, batch: Sequence[_Prepared]) -> list[Completion]:
+    def _generate_batch(self, batch: Sequence[Prepared]) -> list[Completion]:
         """Completions in batch order: media that fail to decode or encode give error Completions,
         and the rest of the batch is generated together."""
         start = time.perf_counter()
@@ -398,31 +347,18 @@ class HFBackend:
         return collate(rows, self.pad_id)
 
     @torch.inference_mode()
-    def _generate_rows(self, ready: Sequence[tuple[_Prepared, Encoded]], start: float) -> list[Completion]:
+    def _generate_rows(self, ready: Sequence[tuple[Prepared, Encoded]], start: float) -> list[Completion]:
         batch = [item for item, _ in ready]
         sampling = batch[0].request.sampling
         inputs = self._model_inputs([enc for _, enc in ready])
         prompt_len = inputs["input_ids"].shape[1]
-        processors = LogitsProcessorList()
-        if sampling.temperature > 0:
-            seeds = [item.request.sampling.seed for item in batch]
-            processors.append(
-                SeededSampler(
-                    seeds, sampling.temperature, sampling.top_k, sampling.top_p, self.model.device, prompt_len
-                )
-            )
-        stopper = (
-            StopStrings(sampling.stop, self._decode_tail, prompt_len, len(batch)) if sampling.stop else None
-        )
-        criteria = StoppingCriteriaList([stopper] if stopper else [])
-        if self._token_callback is not None:
-            criteria.append(TokenCounter(self._token_callback, self.stop_ids, prompt_len, len(batch)))
+        stopper = self._stopper(sampling, prompt_len, len(batch))
         output = self.model.generate(
             **{key: value.to(self.model.device) for key, value in inputs.items()},
             max_new_tokens=sampling.max_tokens,
             do_sample=False,
-            logits_processor=processors,
-            stopping_criteria=criteria,
+            logits_processor=self._sampler(batch, prompt_len),
+            stopping_criteria=self._criteria(stopper, prompt_len, len(batch)),
             **self._draft_kwargs(),
             **self._cache_kwargs(),
         )
@@ -433,6 +369,96 @@ class HFBackend:
             self._completion(item, len(enc.ids), row, at, seconds)
             for (item, enc), row, at in zip(ready, rows, stopped, strict=True)
         ]
+
+    def _sampler(
+        self, batch: Sequence[Prepared], prompt_len: int, offsets: Sequence[int] | None = None
+    ) -> LogitsProcessorList:
+        """The seeded sampler for a sampled batch (none for greedy)."""
+        sampling, processors = batch[0].request.sampling, LogitsProcessorList()
+        if sampling.temperature > 0:
+            seeds = [item.request.sampling.seed for item in batch]
+            processors.append(
+                SeededSampler(
+                    seeds,
+                    sampling.temperature,
+                    sampling.top_k,
+                    sampling.top_p,
+                    self.model.device,
+                    prompt_len,
+                    offsets,
+                )
+            )
+        return processors
+
+    def _stopper(
+        self, sampling: Sampling, prompt_len: int, rows: int, starts: Sequence[int] | None = None
+    ) -> StopStrings | None:
+        return (
+            StopStrings(sampling.stop, self._decode_tail, prompt_len, rows, starts) if sampling.stop else None
+        )
+
+    def _criteria(self, stopper: StopStrings | None, prompt_len: int, rows: int) -> StoppingCriteriaList:
+        """Stop strings and the progress counter, where there are any."""
+        criteria = StoppingCriteriaList([stopper] if stopper else [])
+        if self._token_callback is not None:
+            criteria.append(TokenCounter(self._token_callback, self.stop_ids, prompt_len, rows))
+        return criteria
+
+    def _generate_refilled(self, items: list[Prepared]) -> Iterator[Completion]:
+        """Completions of text-only `items` (one sampling setting, longest prompt first) in refilled
+        segments (`runners.hf_refill`), each as soon as its row finishes. The batch is sized as a
+        static batch of the longest prompt would be; prefilling a refilled batch again runs in chunks
+        of that prompt's length, so it needs no more memory than the first prefill."""
+        size = self._batch_size(items[0])
+        chunk = max(len(items[0].ids), 256)
+        waiting = deque(RowState(item, item.ids, item.request.sampling.max_tokens) for item in items)
+
+        def segment(rows: list[RowState[Prepared]], more_waiting: bool) -> None:
+            self._run_segment(rows, more_waiting, chunk)
+
+        for row in run_refilled(waiting, lambda: size, segment, self._sizer, free_accelerator_memory):
+            if row.error is not None:
+                yield error_completion(row.item.request, row.error, prompt_tokens=len(row.prompt))
+            else:
+                yield self._completion(row.item, len(row.prompt), row.generated, row.stopped_at, row.seconds)
+
+    @torch.inference_mode()
+    def _run_segment(self, rows: list[RowState[Prepared]], more_waiting: bool, chunk: int) -> None:
+        """One segment of a refilled batch: prefill each row's prompt and generated tokens, decode
+        until every row ends or (with requests waiting) the refill trigger fires; extend the rows."""
+        start = time.perf_counter()
+        self.batch_sizes.append(len(rows))
+        input_ids, attention_mask = left_pad([row.ids for row in rows], self.pad_id)
+        width = input_ids.shape[1]
+        sampling = rows[0].item.request.sampling
+        stopper = self._stopper(sampling, width, len(rows), [width - len(row.generated) for row in rows])
+        budget = RowBudget([row.remaining for row in rows], width)
+        criteria = self._criteria(stopper, width, len(rows))
+        criteria.append(budget)
+        if more_waiting:
+            stops = (lambda: stopper.stopped_at) if stopper is not None else None
+            need = rows_needed(len(rows))
+            criteria.append(
+                RefillTrigger(self.options.refill_every, need, width, self.end_ids, budget, stops)
+            )
+        output = self.model.generate(
+            input_ids=input_ids.to(self.model.device),
+            attention_mask=attention_mask.to(self.model.device),
+            max_new_tokens=max(row.remaining for row in rows),
+            do_sample=False,
+            logits_processor=self._sampler(
+                [row.item for row in rows], width, [len(r.generated) for r in rows]
+            ),
+            stopping_criteria=criteria,
+            prefill_chunk_size=chunk if width > chunk else None,
+            **self._cache_kwargs(),
+        )
+        share = (time.perf_counter() - start) / len(rows)
+        stopped = stopper.stopped_at if stopper else [None] * len(rows)
+        for row, tokens, at in zip(rows, output[:, width:].tolist(), stopped, strict=True):
+            row.extend(tokens, self.end_ids, at)
+            row.seconds += share
+            row.segments += 1
 
     def _draft_kwargs(self) -> dict[str, Any]:
         return {"assistant_model": self.draft.model} if self.draft is not None else {}
@@ -490,7 +516,7 @@ class HFBackend:
         return (top[:, 0] - top[:, 1]).tolist()
 
     def _completion(
-        self, item: _Prepared, prompt_tokens: int, row: list[int], stopped_at: int | None, seconds: float
+        self, item: Prepared, prompt_tokens: int, row: list[int], stopped_at: int | None, seconds: float
     ) -> Completion:
         end = next((i + 1 for i, token in enumerate(row) if token in self.stop_ids), len(row))
         if stopped_at is not None:
@@ -519,6 +545,7 @@ class HFBackend:
         device, chat template hash, tokenizer identity, and the MTP drafter when one is set
         (JSON-serialisable; computed once)."""
         if self._fingerprint is None:
+            paths = weight_paths(self.source, self.revision, self.config)
             self._fingerprint = {
                 "backend": self.name,
                 "transformers": transformers.__version__,
@@ -531,8 +558,8 @@ class HFBackend:
                 "commit": getattr(self.config, "_commit_hash", None),
                 "model_type": self.config.model_type,
                 "model_class": type(self.model).__name__,
-                "weights": self._weights_identity(),
-                "quantization": self._quantization(),
+                "weights": weights_identity(paths),
+                "quantization": quantization(self.source, paths, self.config),
                 "dtype": str(self.dtype).removeprefix("torch."),
                 "device": torch.device(self.device).type,
                 "chat_template_sha256": text_sha256(self.tokenizer.chat_template),
@@ -548,40 +575,6 @@ class HFBackend:
                 self._fingerprint["draft"] = self.draft.identity()  # weights digest, draft length
                 self._fingerprint["location"]["draft"] = str(self.draft.path)
         return self._fingerprint
-
-    def _weight_paths(self) -> list[Path]:
-        directory = self._local_directory()
-        if directory is None:
-            return []
-        if self.source.gguf_file:
-            return [directory / self.source.gguf_file]
-        return weight_files(directory)
-
-    def _local_directory(self) -> Path | None:
-        if self.source.local:
-            return Path(self.source.name)
-        try:
-            from huggingface_hub import snapshot_download
-
-            revision = self.revision or getattr(self.config, "_commit_hash", None)
-            return Path(snapshot_download(self.source.name, revision=revision, local_files_only=True))
-        except Exception:
-            return None
-
-    def _weights_identity(self) -> dict[str, Any] | None:
-        paths = self._weight_paths()
-        if not paths:
-            return None
-        return {"files": [p.name for p in paths], "quick_sha256": quick_digest(paths)}
-
-    def _quantization(self) -> dict[str, Any] | None:
-        if self.source.gguf_file:
-            paths = self._weight_paths()
-            return {"format": "gguf", **gguf_quantization(paths[0])} if paths else {"format": "gguf"}
-        config = getattr(self.config, "quantization_config", None)
-        if config is None:
-            return None
-        return config.to_dict() if hasattr(config, "to_dict") else dict(config)
 
     def on_tokens(self, callback: Callable[[int], None] | None) -> None:
         """Report generated tokens to `callback` while batches run (schema.TokenProgress)."""

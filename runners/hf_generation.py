@@ -50,6 +50,8 @@ class SeededSampler(LogitsProcessor):
     with (`seeds[i]`, t) alone, so a row's tokens depend on its seed and prompt but not on the other
     rows, nor on how often the processor is called: assisted (MTP) generation, which scores several
     drafted positions per call and discards the rejected ones, samples exactly the same tokens.
+    `offsets[i]` is the number of tokens row i generated before this call's input (a refilled row
+    resumes at its own position; `runners.hf_refill`), 0 by default.
     """
 
     def __init__(
@@ -60,6 +62,7 @@ class SeededSampler(LogitsProcessor):
         top_p: float,
         device: Any,
         prompt_len: int = 0,
+        offsets: Sequence[int] | None = None,
     ):
         self.seeds = [int(seed) for seed in seeds]
         self.temperature = temperature
@@ -67,21 +70,26 @@ class SeededSampler(LogitsProcessor):
         self.top_p = top_p
         self.device = torch.device(device)
         self.prompt_len = prompt_len
+        self.offsets = list(offsets) if offsets is not None else [0] * len(self.seeds)
+        if len(self.offsets) != len(self.seeds):
+            raise ValueError(f"{len(self.offsets)} offsets for {len(self.seeds)} seeds")
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         logits = filter_logits(scores.float(), self.temperature, self.top_k, self.top_p)
-        position = input_ids.shape[1] - self.prompt_len
-        choices = torch.argmax(logits + self._gumbel_noise(logits, position), dim=-1, keepdim=True)
+        step = input_ids.shape[1] - self.prompt_len
+        choices = torch.argmax(logits + self._gumbel_noise(logits, step), dim=-1, keepdim=True)
         return torch.full_like(scores, float("-inf")).scatter_(-1, choices, 0.0)
 
-    def _gumbel_noise(self, logits: torch.Tensor, position: int) -> torch.Tensor:
+    def _gumbel_noise(self, logits: torch.Tensor, step: int) -> torch.Tensor:
         """One row of Gumbel noise per seed: argmax(logits + noise) samples softmax(logits)."""
         if len(self.seeds) != logits.shape[0]:
             raise ValueError(f"{len(self.seeds)} seeds for a batch of {logits.shape[0]} rows")
         uniform = torch.stack(
             [
-                torch.rand(logits.shape[-1], generator=self._generator(seed, position), device=logits.device)
-                for seed in self.seeds
+                torch.rand(
+                    logits.shape[-1], generator=self._generator(seed, offset + step), device=logits.device
+                )
+                for seed, offset in zip(self.seeds, self.offsets, strict=True)
             ]
         )
         return -torch.log(-torch.log(uniform.clamp(1e-20, 1.0 - 1e-7)))
@@ -100,33 +108,42 @@ class StopStrings(StoppingCriteria):
     Only the last few tokens are decoded per step (enough to contain any stop string), so the cost
     does not grow with the output length. When a call brings several new tokens (assisted / MTP
     generation accepts a run of drafted tokens at once), each new step is checked in turn, so
-    `stopped_at` is the same as with one token per call.
+    `stopped_at` is the same as with one token per call. Row i's generated text starts at column
+    `starts[i]` of the input ids (default `prompt_len`): a refilled row's input carries what it
+    generated before (`runners.hf_refill`), which a stop string may straddle; only the columns from
+    `prompt_len` on are new and checked, and `stopped_at` counts from `starts[i]`.
     """
 
-    def __init__(self, stops: Sequence[str], decode: Callable[[list[int]], str], prompt_len: int, rows: int):
+    def __init__(
+        self,
+        stops: Sequence[str],
+        decode: Callable[[list[int]], str],
+        prompt_len: int,
+        rows: int,
+        starts: Sequence[int] | None = None,
+    ):
         self.stops = tuple(s for s in stops if s)
         self.decode = decode
-        self.prompt_len = prompt_len
         self.window = 2 * max((len(s) for s in self.stops), default=0) + 4
+        self.starts = list(starts) if starts is not None else [prompt_len] * rows
         self.stopped_at: list[int | None] = [None] * rows  # number of generated tokens at the stop
-        self.checked = 0  # generated steps already looked at
+        self.checked_to = prompt_len  # the first input column not yet looked at
 
     def __call__(
         self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any
     ) -> torch.BoolTensor:
-        generated = input_ids[:, self.prompt_len :]
-        steps = generated.shape[1]
-        first = min(self.checked + 1, steps)
-        tails = generated[:, max(0, first - self.window) :].tolist()
-        offset = max(0, first - self.window)  # generated index of tails[row][0]
+        width = input_ids.shape[1]
+        low = max(0, min(self.checked_to, width - 1) - self.window)  # column of tails[row][0]
+        tails = input_ids[:, low:].tolist()
         for row, tail in enumerate(tails):
-            for step in range(first, steps + 1):
+            start = self.starts[row]
+            for column in range(max(self.checked_to, start), width):
                 if self.stopped_at[row] is not None:
                     break
-                window = tail[max(0, step - self.window - offset) : step - offset]
+                window = tail[max(start, column + 1 - self.window) - low : column + 1 - low]
                 if any(s in self.decode(window) for s in self.stops):
-                    self.stopped_at[row] = step
-        self.checked = steps
+                    self.stopped_at[row] = column + 1 - start
+        self.checked_to = width
         done = [at is not None for at in self.stopped_at]
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
@@ -311,12 +328,12 @@ def generate_with_backoff(
                 raise
             results = None
         if results is None:  # out of memory: free it outside the handler (the traceback pins tensors)
-            _free_accelerator_memory()
+            free_accelerator_memory()
             pending.appendleft(chunk)
             continue
         yield results
 
 
-def _free_accelerator_memory() -> None:
+def free_accelerator_memory() -> None:
     if torch.cuda.is_available():
         torch.cuda.empty_cache()

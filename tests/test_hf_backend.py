@@ -13,9 +13,10 @@ import pytest
 import torch
 
 from evals.schema import MarginBackend, Message, Request, Sampling, TokenLevelBackend
-from runners.hf import HFBackend, HFOptions, one_bos
+from runners.hf import HFBackend, HFOptions
 from runners.hf_generation import BatchSizer, SeededSampler, filter_logits, generate_with_backoff
 from runners.hf_loading import gguf_cache_root
+from runners.hf_prompts import one_bos
 from runners.tiny_gemma4 import build_tiny_gemma4, save_tiny_gemma4, save_tiny_gemma4_gguf_ready
 
 torch.set_num_threads(2)
