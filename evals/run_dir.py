@@ -22,6 +22,8 @@ from reports.markdown import render_report
 
 LINE_BREAKS_NOT_ESCAPED_BY_JSON = ("\x85", "\u2028", "\u2029")
 FILES = ("run.json", "results.json", "samples.jsonl", "prompts.jsonl", "report.md", "report.html")
+# One encoder for every JSON line (encoding keeps no state); the same output as json.dumps.
+_LINE_JSON = json.JSONEncoder(ensure_ascii=False, default=str)
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -30,7 +32,7 @@ def write_json(path: Path, data: Any) -> None:
 
 def jsonl_line(record: dict[str, Any]) -> str:
     """One JSON line; characters that str.splitlines() treats as line breaks are escaped."""
-    text = json.dumps(record, ensure_ascii=False, default=str)
+    text = _LINE_JSON.encode(record)
     for char in LINE_BREAKS_NOT_ESCAPED_BY_JSON:
         text = text.replace(char, f"\\u{ord(char):04x}")
     return text + "\n"

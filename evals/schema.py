@@ -459,10 +459,14 @@ _SAMPLING_FIELDS = tuple(f.name for f in fields(Sampling))
 _COMPLETION_FIELDS = tuple(f.name for f in fields(Completion))
 
 
+# The canonical JSON form that stable_hash hashes (one encoder for every call; encoding keeps no state).
+_CANONICAL_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
 def stable_hash(obj: Any) -> str:
     """sha256 of the canonical JSON form of `obj`. Lone surrogates (text decoded with errors) hash
     too; any other text hashes exactly as plain UTF-8."""
-    blob = json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    blob = _CANONICAL_JSON.encode(obj)
     return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
 
 
