@@ -140,6 +140,7 @@ class _Bar:
     including tokens a backend reports while a batch is still running (schema.TokenProgress)."""
 
     def __init__(self, label: str, total: int, show: bool, started: float) -> None:
+        self.show = show
         self.started = started
         self.streamed = 0
         self.progress = Progress(
@@ -171,6 +172,8 @@ class _Bar:
         self._show(advance=1)
 
     def _show(self, advance: int) -> None:
+        if not self.show:  # a hidden bar has nothing to update (its counts are not read)
+            return
         rate = self.streamed / max(time.perf_counter() - self.started, 1e-9)
         self.progress.update(self.task, advance=advance, rate=f"{self.streamed} tokens, {rate:.1f} tok/s")
 
