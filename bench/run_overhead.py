@@ -3,14 +3,11 @@ questions (plan, generate through the SQLite cache, score, aggregate with bootst
 run directory), where the backend answers at once with GPT-4o's published response for each
 question (so extraction and scoring do real work).
 
-Three runs per round, in alternating order: "fresh" (empty cache: every completion is written),
-"resumed" (everything cached: no writes) and "fresh, batched writes": the same as fresh with the
-cache-write change proposed for evals/cache.py, prototyped here as `BatchedWrites` (completions
-buffered and committed together, at most `--every` completions or `--max-wait` seconds after the
-first one, whichever comes first; closing or reading the cache commits what is buffered). A crash
-then loses at most that many completions, as it loses a batch in flight with the HF backend today.
+Two runs per round, in alternating order: "fresh" (empty cache: every completion is committed to
+the cache as it arrives, one transaction each, as in every run) and "resumed" (everything cached:
+no writes; the cache is filled first, untimed). The difference is the cost of the cache writes.
 
-Usage: python bench/run_overhead.py [--repeats 3] [--every 64] [--limit N]
+Usage: python bench/run_overhead.py [--repeats 3] [--limit N]
 Target: < 0.3 ms per sample (fresh run, best of the rounds). Prints each run, medians and best.
 """
 
@@ -22,7 +19,7 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,52 +64,6 @@ class CannedBackend:
         pass
 
 
-class BatchedWrites(CompletionCache):
-    """The proposed cache writes: buffered, committed in one transaction per `every` completions
-    or `max_wait` seconds (checked when the next completion arrives), and on close or read."""
-
-    def __init__(self, path: str | Path, every: int = 64, max_wait: float = 1.0) -> None:
-        super().__init__(path)
-        self.every, self.max_wait = every, max_wait
-        self.pending: list[tuple[bool, tuple[Any, ...]]] = []
-        self.first = 0.0
-
-    def put(
-        self, key: str, model_hash: str, completion: Completion, *, replace_existing: bool = False
-    ) -> Completion:
-        if not self.pending:
-            self.first = time.monotonic()
-        row = (key, completion.key, model_hash, json.dumps(completion.to_json()), time.time())
-        self.pending.append((replace_existing, row))
-        if len(self.pending) >= self.every or time.monotonic() - self.first >= self.max_wait:
-            self.flush()
-        # The prototype returns its own completion; CompletionCache.put returns the one another
-        # process stored first (a race of two runs on one cache): the proposal keeps that with
-        # INSERT ... RETURNING per flush, resolved before the batch's completions are reported.
-        return completion
-
-    def flush(self) -> None:
-        if not self.pending:
-            return
-        db = self._db
-        db.execute("BEGIN")
-        for replace in (False, True):
-            rows = [row for flag, row in self.pending if flag is replace]
-            if rows:
-                verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
-                db.executemany(f"{verb} INTO completions VALUES (?, ?, ?, ?, ?)", rows)
-        db.execute("COMMIT")
-        self.pending = []
-
-    def get_many(self, keys: Iterable[str]) -> dict[str, Completion]:
-        self.flush()
-        return super().get_many(keys)
-
-    def close(self) -> None:
-        self.flush()
-        super().close()
-
-
 def load_responses() -> int:
     for result in sorted(GPT4O.glob("*_result.json")):
         for row in json.loads(result.read_text()):
@@ -120,25 +71,23 @@ def load_responses() -> int:
     return len(RESPONSES)
 
 
-def one_run(tmp: Path, name: str, cache_path: Path, batched: int, limit: int | None) -> tuple[float, int]:
+def one_run(tmp: Path, name: str, cache_path: Path, limit: int | None) -> float:
     options = RunOptions(
         tasks=["mmlu_pro"], model="canned", backend="canned", limit=limit, show_progress=False,
         data={"mmlu_pro": str(MMLU / "mmlu_pro_test-00000-of-00001.parquet")},
         cache=cache_path, output=tmp / f"run-{name}-{time.monotonic_ns()}",
     )  # fmt: skip
-    cache = BatchedWrites(cache_path, every=batched) if batched else CompletionCache(cache_path)
     start = time.perf_counter()
-    outcome = run(options, cache=cache)
+    outcome = run(options, cache=CompletionCache(cache_path))
     seconds = time.perf_counter() - start
     if not outcome.results.rows:
         raise SystemExit("the run produced no rows")
-    return seconds, 0
+    return seconds
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--every", type=int, default=64, help="completions per commit (proposal)")
     parser.add_argument("--limit", type=int, default=None, help="questions (default: all 12,032)")
     args = parser.parse_args()
     if not GPT4O.is_dir():
@@ -146,18 +95,16 @@ def main() -> None:
     count = load_responses()
     registry.BACKENDS["canned"] = f"{__name__}:CannedBackend"
     n = args.limit or count
-    times: dict[str, list[float]] = {"fresh": [], "resumed": [], "fresh, batched writes": []}
+    times: dict[str, list[float]] = {"fresh": [], "resumed": []}
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
         for repeat in range(args.repeats):
             names = list(times) if repeat % 2 == 0 else list(reversed(times))
             for name in names:
-                cache_path = tmp / f"cache-{repeat}-{name.replace(' ', '').replace(',', '')}.sqlite"
+                cache_path = tmp / f"cache-{repeat}-{name}.sqlite"
                 if name == "resumed":  # fill the cache first (untimed), then time the resumed run
-                    one_run(tmp, "fill", cache_path, 0, args.limit)
-                seconds, _ = one_run(
-                    tmp, name, cache_path, args.every if "batched" in name else 0, args.limit
-                )
+                    one_run(tmp, "fill", cache_path, args.limit)
+                seconds = one_run(tmp, name, cache_path, args.limit)
                 times[name].append(seconds)
                 print(
                     f"round {repeat + 1}, {name}: {seconds:.2f} s = {1000 * seconds / n:.3f} ms/sample",
@@ -169,8 +116,8 @@ def main() -> None:
         )
     write_share = 1 - statistics.median(times["resumed"]) / statistics.median(times["fresh"])
     print(f"cache writes: {100 * write_share:.0f}% of a fresh run (median fresh vs resumed)")
-    best = 1000 * min(times["fresh, batched writes"]) / n
-    print(f"best fresh run with batched writes: {best:.3f} ms/sample (target < {TARGET_MS}): "
+    best = 1000 * min(times["fresh"]) / n
+    print(f"best fresh run: {best:.3f} ms/sample (target < {TARGET_MS}): "
           f"{'OK' if best < TARGET_MS else 'OVER TARGET'}")  # fmt: skip
 
 
