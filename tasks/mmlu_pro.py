@@ -130,11 +130,12 @@ _TIGER_LONE_LETTER = re.compile(r"\b[A-J]\b")
 # and not the pronoun "I" followed by a verb ("Answer: I think ...").
 _PRONOUN_VERBS = r"am|think|believe|guess|would|will|can|cannot|need|must|should|suppose|was|have|do"
 _LETTER = rf"\$?[(\[]?([A-Z])(?![\w'’])(?!\s+(?:{_PRONOUN_VERBS})\b)"
-_CARD_PATTERNS = (
+_ANSWER_PATTERNS = (  # both start with the word "answer" (any case)
     re.compile(r"(?i:answer\s+is)\s*:?\s*(?i:(?:option|choice)\s+)?" + _LETTER),
     re.compile(r"(?i:answer)\s*:\s*(?i:(?:option|choice)\s+)?" + _LETTER),
-    re.compile(r"\\boxed\{\s*(?:\\(?:text|textbf|mathrm|mathbf)\{\s*)?" + _LETTER),
 )
+_ANSWER_WORD = re.compile(r"(?i:answer)")
+_BOXED = re.compile(r"\\boxed\{\s*(?:\\(?:text|textbf|mathrm|mathbf)\{\s*)?" + _LETTER)
 _LETTER_ONLY = re.compile(r"\s*[(\[]?([A-Z])[)\]]?[.:]?\s*")
 
 
@@ -177,11 +178,29 @@ def extract_card(text: str, letters: str) -> str | None:
     if only:
         found = only.group(1)
     else:
-        hits = [(m.start(1), m.group(1)) for pattern in _CARD_PATTERNS for m in pattern.finditer(clean)]
+        hits = _answer_hits(clean) + [(m.start(1), m.group(1)) for m in _BOXED.finditer(clean)]
         if not hits:
             return None
         found = max(hits)[1]
     return found if found in letters else None
+
+
+def _answer_hits(clean: str) -> list[tuple[int, str]]:
+    """(position, letter) of every match of each `_ANSWER_PATTERNS` pattern, exactly the matches its
+    `finditer` gives: one scan finds where the word "answer" occurs (it cannot overlap itself, so
+    every occurrence is found), and each pattern is tried only there, from the end of its previous
+    match on. One scan of the text instead of one per pattern: case-insensitive patterns are slow
+    to scan for."""
+    starts = [m.start() for m in _ANSWER_WORD.finditer(clean)]
+    hits = []
+    for pattern in _ANSWER_PATTERNS:
+        end = 0
+        for start in starts:
+            match = pattern.match(clean, start) if start >= end else None
+            if match:
+                hits.append((match.start(1), match.group(1)))
+                end = match.end()
+    return hits
 
 
 def _strip_markdown(text: str) -> str:
