@@ -16,7 +16,10 @@ sum(lengths) are useful: waste = padded row-steps / useful row-steps. Strategies
 - oracle-sorted: sorted by the true output length (a lower bound for static batching; not
   attainable, the lengths are unknown before generating);
 - refill-K: every K steps finished rows are replaced by waiting requests (chunked continuous
-  batching; K = 1 is continuous batching as llama-server and vLLM do it).
+  batching; K = 1 is continuous batching as llama-server and vLLM do it);
+- backend refill_every=K: the HF backend's refilled batches as built (prompt-sorted; a segment
+  ends at K steps or later once 90% of its rows have finished and requests wait (`refill_share`)), with the tokens
+  prefilled again counted and converted to decode steps at `PREFILL_TOKENS_PER_STEP`.
 
 Decode time is counted in steps (one step per generated position of the batch), which is what a
 memory-bound decode costs whatever the batch size; "steps vs continuous" compares wall time.
@@ -30,6 +33,7 @@ import argparse
 import glob
 import heapq
 import json
+import math
 import os
 import random
 from collections.abc import Callable, Sequence
@@ -43,6 +47,12 @@ O1_LCB = REALDATA / "livecodebench" / "lcb_submissions_O1-Mini-2024-09-12_codege
 SMOLLM2_CACHE = "~/.cache/evals/hf-gguf/SmolLM2-135M-Instruct.*"
 
 Item = tuple[int, int]  # (prompt tokens, output tokens)
+REFILL_SHARE = 0.9  # the HF backend's default refill_share
+# Prefilled tokens that cost one decode step: a memory-bound step of the 12B model reads its 24 GB
+# of weights (~5 ms at 4.8 TB/s on an H200) while prefill runs at roughly 16K tokens/s (~24 GFLOP a
+# token at ~400 TFLOP/s): about 80 tokens. An assumption, not a measurement; on a CPU both are
+# compute-bound and a prefilled token costs about a decoded row-step (bench/hf_refill.py).
+PREFILL_TOKENS_PER_STEP = 80
 
 
 def counter() -> tuple[str, Callable[[list[str]], list[int]]]:
@@ -95,6 +105,29 @@ def refill(lengths: Sequence[int], batch: int, every: int) -> tuple[int, int]:
     return steps, idle
 
 
+def backend_refill(items: Sequence[Item], batch: int, every: int, share: float) -> tuple[int, int, int]:
+    """(decode steps, idle row-steps, tokens prefilled again) of the HF backend's `refill_every`
+    (runners/hf_refill.py): a segment ends once it has run `every` steps and at least `share` of its
+    rows have finished while requests wait (else when all its rows end); the unfinished rows are
+    prefilled again with prompt + generated tokens, waiting requests fill the free slots."""
+    queue = list(items)[::-1]
+    rows: list[list[int]] = [[*queue.pop(), 0] for _ in range(min(batch, len(queue)))]  # prompt, length, done
+    steps = idle = again = 0
+    while rows:
+        need = max(1, math.ceil(share * len(rows)))
+        left = sorted(length - done for _, length, done in rows)
+        run = max(left) if not queue else max(every, left[need - 1])
+        run = min(run, max(left))
+        steps += run
+        idle += sum(max(0, run - n) for n in left)
+        kept = [[p, length, done + run] for p, length, done in rows if length - done > run]
+        again += sum(p + done for p, _, done in kept)
+        rows = kept
+        while len(rows) < batch and queue:
+            rows.append([*queue.pop(), 0])
+    return steps, idle, again
+
+
 def continuous(lengths: Sequence[int], batch: int) -> int:
     """Decode steps of per-step continuous batching (a free slot takes the next request at once)."""
     ends: list[int] = []
@@ -129,6 +162,14 @@ def simulate(items: list[Item], batch: int, budget: int) -> dict[str, Any]:
         out["strategies"][f"refill-{every}"] = {
             "steps": steps, "waste": idle / useful, "vs_continuous": steps / best,
         }  # fmt: skip
+    sorted_items = sorted(capped, key=lambda item: -item[0])  # the backend's order
+    for every in (64, 256):
+        steps, idle, again = backend_refill(sorted_items, batch, every, REFILL_SHARE)
+        cost = steps + again / PREFILL_TOKENS_PER_STEP
+        out["strategies"][f"backend refill_every={every}"] = {
+            "steps": steps, "waste": idle / useful, "vs_continuous": steps / best,
+            "prefilled_again": again, "time_vs_continuous": cost / best,
+        }  # fmt: skip
     out["strategies"]["continuous"] = {"steps": best, "waste": 0.0, "vs_continuous": 1.0}
     return out
 
@@ -158,13 +199,16 @@ def main() -> None:
     for name, items in datasets.items():
         print(describe(name, items))
         report["datasets"][name] = [simulate(items, int(b), args.budget) for b in args.batch_sizes.split(",")]
-    print("\n| outputs | batch | strategy | waste (padded / useful) | decode steps | steps vs continuous |")
-    print("|---|---|---|---|---|---|")
+    print("\n| outputs | batch | strategy | waste (padded / useful) | decode steps | steps vs continuous "
+          f"| prefilled again | time vs continuous (1 step = {PREFILL_TOKENS_PER_STEP} prefill tokens) |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
     for name, results in report["datasets"].items():
         for result in results:
             for strategy, figures in result["strategies"].items():
+                again = figures.get("prefilled_again", 0)
+                time_ratio = figures.get("time_vs_continuous", figures["vs_continuous"])
                 print(f"| {name} | {result['batch']} | {strategy} | {figures['waste']:.2f} | {figures['steps']:,} | "
-                      f"{figures['vs_continuous']:.2f}x |")  # fmt: skip
+                      f"{figures['vs_continuous']:.2f}x | {again:,} | {time_ratio:.2f}x |")  # fmt: skip
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
 

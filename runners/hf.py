@@ -132,8 +132,11 @@ class HFOptions(BackendOptions):
     )
     refill_every: int = option(
         0,
-        "refill batches: after N decode steps, once half of a batch's rows have finished, waiting requests "
-        "take their places and the rest are prefilled again (0: static batches; see docs/performance.md)",
+        "refill batches: after N decode steps, once refill_share of a batch's rows have finished, waiting "
+        "requests take their places and the rest are prefilled again (0: static batches; docs/performance.md)",
+    )
+    refill_share: float = option(
+        0.9, "with refill_every: the share of a batch's rows that must have finished"
     )
 
 
@@ -159,7 +162,12 @@ class HFBackend:
         self._sizer = resolve_batch_sizer(opts.batch_size, opts.max_batch_size)
         if opts.draft_tokens is not None and opts.draft_model is None:
             raise ValueError("draft_tokens needs draft_model (an MTP assistant directory)")
-        check_refill(opts.refill_every, static_cache=opts.static_cache, draft=opts.draft_model is not None)
+        check_refill(
+            opts.refill_every,
+            opts.refill_share,
+            static_cache=opts.static_cache,
+            draft=opts.draft_model is not None,
+        )
         self._fingerprint: dict[str, Any] | None = None
         # Opt-in diagnostic record: set to {} and each completion's generated token ids are kept
         # here under its request key (parity and GPU checks compare token ids, not text).
@@ -180,6 +188,7 @@ class HFBackend:
         self.loaded_from = loaded.loaded_from  # a GGUF's dequantized cache folder, else the source
         self.footprint: KVFootprint = kv_footprint(self.config, self.model.dtype.itemsize)
         self.batch_sizes: list[int] = []  # rows of each generate call, in order (diagnostics, benchmarks)
+        self.decode_steps: list[int] = []  # new positions of each generate call, in the same order
         self._setup_special_ids()
         self.draft: Drafter | None = None
         if opts.draft_model is not None:
@@ -363,6 +372,7 @@ class HFBackend:
             **self._cache_kwargs(),
         )
         rows = output[:, prompt_len:].tolist()
+        self.decode_steps.append(output.shape[1] - prompt_len)
         seconds = (time.perf_counter() - start) / len(batch)
         stopped = stopper.stopped_at if stopper else [None] * len(batch)
         return [
@@ -437,7 +447,7 @@ class HFBackend:
         criteria.append(budget)
         if more_waiting:
             stops = (lambda: stopper.stopped_at) if stopper is not None else None
-            need = rows_needed(len(rows))
+            need = rows_needed(len(rows), self.options.refill_share)
             criteria.append(
                 RefillTrigger(self.options.refill_every, need, width, self.end_ids, budget, stops)
             )
@@ -454,6 +464,7 @@ class HFBackend:
             **self._cache_kwargs(),
         )
         share = (time.perf_counter() - start) / len(rows)
+        self.decode_steps.append(output.shape[1] - width)
         stopped = stopper.stopped_at if stopper else [None] * len(rows)
         for row, tokens, at in zip(rows, output[:, width:].tolist(), stopped, strict=True):
             row.extend(tokens, self.end_ids, at)

@@ -2,7 +2,7 @@
 
 A static batch decodes until its longest row ends, and rows that finish early idle meanwhile. With
 `refill_every=N` a batch runs in segments instead: once a segment has decoded N steps and at least
-`REFILL_SHARE` of its rows have finished while requests are waiting, the segment ends; the finished
+`refill_share` of its rows have finished while requests are waiting, the segment ends; the finished
 rows leave (their completions are yielded at once), waiting requests take their places, and the
 unfinished rows are prefilled again with their prompt plus what they have generated so far, then
 decode on. With nothing waiting a segment runs to its end, as a static batch does.
@@ -30,8 +30,6 @@ from transformers import StoppingCriteria
 from runners.hf_generation import BatchSizer, is_oom
 
 T = TypeVar("T")
-
-REFILL_SHARE = 0.5  # a segment ends (at or after N steps) once this share of its rows has finished
 
 
 @dataclass
@@ -126,9 +124,9 @@ class RefillTrigger(StoppingCriteria):
         return torch.full((rows,), finished >= self.need, dtype=torch.bool, device=input_ids.device)
 
 
-def rows_needed(rows: int) -> int:
-    """Finished rows that end a segment of `rows` rows."""
-    return max(1, math.ceil(REFILL_SHARE * rows))
+def rows_needed(rows: int, share: float) -> int:
+    """Finished rows that end a segment of `rows` rows: `share` of them, at least one."""
+    return max(1, math.ceil(share * rows - 1e-9))
 
 
 def run_refilled(
@@ -171,8 +169,10 @@ def run_refilled(
         active = [row for row in active if not row.finished]
 
 
-def check_refill(every: int, static_cache: bool, draft: bool) -> None:
-    """Refuse option combinations that cannot refill, in one line each."""
+def check_refill(every: int, share: float, static_cache: bool, draft: bool) -> None:
+    """Refuse option values and combinations that cannot refill, in one line each."""
+    if not 0.0 < share <= 1.0:
+        raise ValueError(f"refill_share must be a share of a batch's rows in (0, 1], got {share}; e.g. 0.9")
     if every < 0:
         raise ValueError(f"refill_every must be 0 (static batches) or a number of decode steps, got {every}")
     if every and static_cache:

@@ -180,6 +180,12 @@ def test_batching_waste_simulator_by_hand() -> None:
     # Refill every 4 steps, 2 slots: [10, 1] -> 4 steps (the 1 idles 3) -> [6, 1] -> 4 (idle 3)
     # -> [2, 1] -> 2 steps (idle 1) -> [4, 4] -> 4 steps: 14 steps, 7 idle row-steps.
     assert sim.refill(lengths, 2, 4) == (14, 7)
+    # The backend's refill, 2 rows, every 2 steps, half the rows: [10, 1] run 2 steps (the 1 idles
+    # one), the 10 is prefilled again (2 prompt + 2 generated) beside the next 1; 2 steps more (idle 1,
+    # prefilled again 2 + 4); then [6 left, 4] with nothing waiting run to the end: 6 steps, idle 2.
+    items = [(2, 10), (2, 1), (1, 1), (1, 4)]
+    assert sim.backend_refill(items, 2, 2, 0.5) == (2 + 2 + 6, 1 + 1 + 2, 4 + 6)
+    assert sim.static([n for _, n in items], 2) == (14, 9 + 3)
     result = sim.simulate([(5, n) for n in lengths], batch=2, budget=8)  # the 10 is capped at 8
     assert result["useful_row_steps"] == 8 + 1 + 1 + 1 + 4 + 4
     assert result["strategies"]["arrival"]["steps"] == 8 + 1 + 4

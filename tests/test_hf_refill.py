@@ -46,8 +46,9 @@ def test_row_extends_up_to_an_end_id_the_budget_or_a_stop_string() -> None:
 
 def test_trigger_waits_for_the_steps_and_the_share_of_finished_rows() -> None:
     budget = RowBudget([100, 100, 2, 100], prompt_len=3)
-    trigger = RefillTrigger(every=2, need=rows_needed(4), prompt_len=3, end_ids=END, budget=budget)
-    assert rows_needed(4) == 2 and rows_needed(1) == 1 and rows_needed(5) == 3
+    trigger = RefillTrigger(every=2, need=rows_needed(4, 0.5), prompt_len=3, end_ids=END, budget=budget)
+    assert rows_needed(4, 0.5) == 2 and rows_needed(1, 0.5) == 1 and rows_needed(5, 0.5) == 3
+    assert rows_needed(64, 0.9) == 58 and rows_needed(10, 0.9) == 9 and rows_needed(3, 0.01) == 1
     ids = torch.tensor([[1, 1, 1, 5], [1, 1, 1, 0], [1, 1, 1, 5], [1, 1, 1, 5]])
     scores = torch.zeros(4, 10)
     assert not trigger(ids, scores).any()  # 1 step < every, though row 1 has ended
@@ -126,13 +127,15 @@ def test_scheduler_fails_only_the_rows_of_a_failed_segment() -> None:
 
 
 def test_refill_option_combinations_are_refused_in_one_line() -> None:
-    check_refill(0, static_cache=True, draft=True)
+    check_refill(0, 0.9, static_cache=True, draft=True)
     with pytest.raises(ValueError, match="refill_every must be 0"):
-        check_refill(-1, static_cache=False, draft=False)
+        check_refill(-1, 0.9, static_cache=False, draft=False)
+    with pytest.raises(ValueError, match="refill_share must be"):
+        check_refill(64, 1.5, static_cache=False, draft=False)
     with pytest.raises(ValueError, match="cannot be combined"):
-        check_refill(64, static_cache=True, draft=False)
+        check_refill(64, 0.9, static_cache=True, draft=False)
     with pytest.raises(ValueError, match="one request at a time"):
-        check_refill(64, static_cache=False, draft=True)
+        check_refill(64, 0.9, static_cache=False, draft=True)
 
 
 # --- the backend on real models ----------------------------------------------------------------
@@ -154,7 +157,7 @@ def test_smollm2_greedy_refilled_equals_static(smollm2_gguf: Path) -> None:
     static = HFBackend(str(smollm2_gguf), batch_size=2, progress=False)
     static.generated_ids = {}
     expected = {c.key: (c.raw, c.finish_reason, c.completion_tokens) for c in static.generate(batch)}
-    refilled = HFBackend(str(smollm2_gguf), batch_size=2, refill_every=4, progress=False)
+    refilled = HFBackend(str(smollm2_gguf), batch_size=2, refill_every=4, refill_share=0.5, progress=False)
     refilled.generated_ids = {}
     completions = list(refilled.generate(batch))
     assert {c.key: (c.raw, c.finish_reason, c.completion_tokens) for c in completions} == expected
@@ -174,7 +177,7 @@ def test_tiny_gemma4_sampled_rows_with_stop_strings_equal_static(tmp_path: Path)
     words = ["the", "quick", "brown", "fox", "jumps", "over", "the", "lazy", "dog", "again", "and", "again"]
     asks = [" ".join(words[: 1 + (i * 5) % len(words)]) for i in range(9)]
     results = []
-    for options in ({}, {"refill_every": 3}):
+    for options in ({}, {"refill_every": 3, "refill_share": 0.5}):
         backend = HFBackend(str(model), batch_size=3, progress=False, **options)
         for stops in (("e",), ("a", "zz")):
             batch = [
