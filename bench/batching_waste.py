@@ -174,6 +174,21 @@ def simulate(items: list[Item], batch: int, budget: int) -> dict[str, Any]:
     return out
 
 
+def write_lengths(path: Path, how: str, datasets: dict[str, list[Item]]) -> None:
+    """The output lengths alone, for benchmarks that run where the published outputs are not
+    (bench/gpu_refill.py on a device machine)."""
+    mmlu, lcb = datasets.values()
+    about = (
+        f"Output lengths in tokens ({how}) of published model outputs: GPT-4o's {len(mmlu):,} MMLU-Pro "
+        "chain-of-thought responses (TIGER-Lab, gpt-4o-2024-05-13, 5-shot CoT) and O1-mini's "
+        f"{len(lcb)} LiveCodeBench code-generation answers (visible answers only). Written by "
+        "bench/batching_waste.py --write-lengths; read by bench/gpu_refill.py, which runs where the "
+        "published outputs are not at hand."
+    )
+    lengths = {"mmlu_pro_gpt4o": [o for _, o in mmlu], "livecodebench_o1_mini": [o for _, o in lcb]}
+    path.write_text(json.dumps({"about": about, "tokenizer": how, **lengths}, separators=(",", ":")) + "\n")
+
+
 def describe(name: str, items: list[Item]) -> str:
     outputs = sorted(o for _, o in items)
     pick = lambda q: outputs[min(len(outputs) - 1, int(q * len(outputs)))]  # noqa: E731
@@ -186,6 +201,9 @@ def main() -> None:
     parser.add_argument("--batch-sizes", default="64,256")
     parser.add_argument("--budget", type=int, default=32768, help="max_tokens: outputs are capped at it")
     parser.add_argument("--json", default=None)
+    parser.add_argument(
+        "--write-lengths", default=None, help="also write the output lengths (bench/published_lengths.json)"
+    )
     args = parser.parse_args()
     if not GPT4O.is_dir() or not O1_LCB.is_file():
         raise SystemExit(f"published outputs not found under {REALDATA}; set EVALS_SHARED")
@@ -195,6 +213,8 @@ def main() -> None:
         "MMLU-Pro (GPT-4o CoT)": mmlu_pro_items(count),
         "LiveCodeBench (O1-mini answers)": livecodebench_items(count),
     }
+    if args.write_lengths:
+        write_lengths(Path(args.write_lengths), how, datasets)
     report: dict[str, Any] = {"tokens": how, "budget": args.budget, "datasets": {}}
     for name, items in datasets.items():
         print(describe(name, items))

@@ -291,13 +291,14 @@ class HFBackend:
             except Exception as exc:
                 yield error_completion(request, exc)
         for group in group_by_sampling(prepared):
+            budget = max(item.request.sampling.max_tokens for item in group)
             if self.options.refill_every > 0:  # text-only rows refill; media rows keep static batches
                 text = [item for item in group if not item.media]
                 group = [item for item in group if item.media]
                 if text:
-                    yield from self._generate_refilled(text)
+                    yield from self._generate_refilled(text, budget)
             while group:
-                size = self._batch_size(group[0])
+                size = self._batch_size(group[0], budget)
                 batch, group = group[:size], group[size:]
                 yield from self._run_batch(batch)
 
@@ -305,12 +306,13 @@ class HFBackend:
         """Change `batch_size` (as the option takes it) on the loaded model (benchmarks)."""
         self._sizer = resolve_batch_sizer(batch_size, self.options.max_batch_size)
 
-    def _batch_size(self, longest: Prepared) -> int:
-        """Rows for the next batch, whose longest prompt is `longest`'s: the fixed size, or with
-        batch_size=auto the most that fit in free memory (at most the sizer's current size)."""
+    def _batch_size(self, longest: Prepared, budget: int) -> int:
+        """Rows for the next batch, whose longest prompt is `longest`'s and largest token budget
+        `budget`: the fixed size, or with batch_size=auto the most that fit in free memory (at most
+        the sizer's current size)."""
         if not self._sizer.adaptive:
             return self._sizer.size
-        free, budget = free_memory_bytes(self.model.device), longest.request.sampling.max_tokens
+        free = free_memory_bytes(self.model.device)
         return batch_for_budget(self.footprint, free, len(longest.ids), budget, self._sizer.size)
 
     def _run_batch(self, batch: list[Prepared]) -> Iterator[Completion]:
@@ -362,12 +364,16 @@ class HFBackend:
         inputs = self._model_inputs([enc for _, enc in ready])
         prompt_len = inputs["input_ids"].shape[1]
         stopper = self._stopper(sampling, prompt_len, len(batch))
+        criteria = self._criteria(stopper, prompt_len, len(batch))
+        budgets = [item.request.sampling.max_tokens for item in batch]
+        if len(set(budgets)) > 1:  # rows of one batch may have different budgets: each stops at its own
+            criteria.append(RowBudget(budgets, prompt_len))
         output = self.model.generate(
             **{key: value.to(self.model.device) for key, value in inputs.items()},
-            max_new_tokens=sampling.max_tokens,
+            max_new_tokens=max(budgets),
             do_sample=False,
             logits_processor=self._sampler(batch, prompt_len),
-            stopping_criteria=self._criteria(stopper, prompt_len, len(batch)),
+            stopping_criteria=criteria,
             **self._draft_kwargs(),
             **self._cache_kwargs(),
         )
@@ -414,12 +420,12 @@ class HFBackend:
             criteria.append(TokenCounter(self._token_callback, self.stop_ids, prompt_len, rows))
         return criteria
 
-    def _generate_refilled(self, items: list[Prepared]) -> Iterator[Completion]:
+    def _generate_refilled(self, items: list[Prepared], budget: int) -> Iterator[Completion]:
         """Completions of text-only `items` (one sampling setting, longest prompt first) in refilled
         segments (`runners.hf_refill`), each as soon as its row finishes. The batch is sized as a
         static batch of the longest prompt would be; prefilling a refilled batch again runs in chunks
         of that prompt's length, so it needs no more memory than the first prefill."""
-        size = self._batch_size(items[0])
+        size = self._batch_size(items[0], budget)
         chunk = max(len(items[0].ids), 256)
         waiting = deque(RowState(item, item.ids, item.request.sampling.max_tokens) for item in items)
 
@@ -530,8 +536,9 @@ class HFBackend:
         self, item: Prepared, prompt_tokens: int, row: list[int], stopped_at: int | None, seconds: float
     ) -> Completion:
         end = next((i + 1 for i, token in enumerate(row) if token in self.stop_ids), len(row))
-        if stopped_at is not None:
-            end = min(end, stopped_at)
+        end = min(end, item.request.sampling.max_tokens)  # in a batch of larger budgets: its own
+        if stopped_at is not None and stopped_at <= end:  # not in the padding past the row's end
+            end = stopped_at
         ids = row[:end]
         if self.generated_ids is not None:
             self.generated_ids[item.request.key] = ids

@@ -27,10 +27,12 @@ class Prepared:
 
 
 def group_by_sampling(items: Sequence[Prepared]) -> list[list[Prepared]]:
-    """Group by sampling settings except the seed, each group sorted by prompt length (longest first)."""
+    """Group by sampling settings except the seed and the token budget (each row of a batch stops
+    at its own `max_tokens`), each group sorted by prompt length (longest first)."""
     groups: dict[Sampling, list[Prepared]] = {}
     for item in items:
-        groups.setdefault(dataclasses.replace(item.request.sampling, seed=0), []).append(item)
+        key = dataclasses.replace(item.request.sampling, seed=0, max_tokens=1)
+        groups.setdefault(key, []).append(item)
     return [sorted(group, key=lambda item: -len(item.ids)) for group in groups.values()]
 
 

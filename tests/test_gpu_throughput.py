@@ -1,6 +1,6 @@
-"""The GPU throughput benchmark (bench/gpu_throughput.py): its 12B config has the published shape
-and size, and its CPU self-test (the same code as the device run, on a scaled-down config) runs
-end to end and writes the table's fields."""
+"""The GPU benchmarks' CPU self-tests: bench/gpu_throughput.py (its 12B config has the published
+shape and size; the self-test, the same code as the device run on a scaled-down config, runs end to
+end and writes the table's fields), bench/gpu_refill.py, and the llama.cpp device script."""
 
 from __future__ import annotations
 
@@ -61,6 +61,29 @@ def test_self_test_runs_every_path_and_writes_the_table(tmp_path: Path) -> None:
     assert profile["wall_ms"] > 0 and profile["cpu_ops"] > 0 and "aten::" in profile["table"]
     assert [s["batch"] for s in report["static"]] == [1, 4] and report["skipped"] == []
     assert "| harness" in done.stdout and "batch-1 decode:" in done.stdout
+
+
+@pytest.mark.subprocess
+def test_refill_benchmark_self_test_matches_the_simulator(tmp_path: Path) -> None:
+    """bench/gpu_refill.py --self-test: static and refilled batches on the tiny config with budgets
+    drawn from the published MMLU-Pro lengths; the same tokens either way, and each path's decode
+    steps exactly what bench/batching_waste.py's simulator predicts for those budgets."""
+    out = tmp_path / "gpu_refill.json"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "gpu_refill.py"), "--self-test", "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(out.read_text())
+    static, refill = report["paths"]["static"], report["paths"]["refill-4"]
+    assert len(static) == len(refill) == 2 and report["identical"] == 12
+    assert static[0]["ended_early"] == 0  # random weights: every row runs to its drawn budget
+    assert {r["tokens"] for r in static + refill} == {report["budgets"]["total"]}
+    assert {r["decode_steps"] for r in static} == {report["predicted"]["static_steps"]}
+    assert {r["decode_steps"] for r in refill} == {report["predicted"]["refill_steps"]}
+    assert report["predicted"]["refill_steps"] < report["predicted"]["static_steps"]
+    assert refill[0]["calls"] > static[0]["calls"] and report["refill_vs_static"] > 0
+    assert "refill / static (tok/s)" in done.stdout
 
 
 @pytest.mark.server

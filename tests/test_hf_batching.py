@@ -136,6 +136,30 @@ def test_auto_batches_are_sized_from_memory_and_sorted(tiny_dir: Path, one_at_a_
 
 
 @pytest.mark.slow
+def test_rows_with_different_budgets_share_a_batch_and_stop_at_their_own(
+    tiny_dir: Path, one_at_a_time: HFBackend
+) -> None:
+    batch = [
+        Request(
+            key=r.key, sample_id=r.sample_id, repeat=0, sampling=Sampling(max_tokens=n), messages=r.messages
+        )
+        for r, n in zip(requests(4), (3, 11, 7, 16), strict=True)
+    ]
+    mixed = HFBackend(str(tiny_dir), batch_size=4, progress=False)
+    completions = {c.key: c for c in mixed.generate(batch)}
+    assert mixed.batch_sizes == [4]  # one batch, not one per budget
+    alone = {c.key: c for c in one_at_a_time.generate(batch)}
+    for request in batch:
+        got, expected = completions[request.key], alone[request.key]
+        assert (got.raw, got.finish_reason, got.completion_tokens) == (
+            expected.raw, expected.finish_reason, expected.completion_tokens,
+        )  # fmt: skip
+        assert got.completion_tokens <= request.sampling.max_tokens
+    assert max(mixed.decode_steps) <= 16  # the batch ends when its largest budget is spent
+    mixed.close()
+
+
+@pytest.mark.slow
 def test_static_cache_gives_the_dynamic_cache_tokens(tiny_dir: Path, one_at_a_time: HFBackend) -> None:
     static = HFBackend(str(tiny_dir), batch_size=4, static_cache=True, progress=False)
     batch = requests(6, max_tokens=10)
