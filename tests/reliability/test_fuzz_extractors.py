@@ -156,3 +156,26 @@ def test_the_last_answer_statement_wins(name: str, tally: Tally) -> None:
         tally.add("fuzzed inputs")
 
     check()
+
+
+answer_cue = st.tuples(
+    st.sampled_from(["answer", "ANSWER", "Answer", "aNsWeR", "Anſwer", "answe"]),  # ſ folds to s
+    st.sampled_from([" is", " is:", ":", " :", "  is ", "", " was"]),
+    st.sampled_from([" ", "", "\n", " option ", " Choice "]),
+    st.sampled_from(["A", "(B)", "[C]", "$D", "J", "x", "K"]),
+    st.sampled_from(["", ".", " ", "s", "'", " is"]),
+).map("".join)
+
+
+@FUZZ
+@given(
+    raw=st.one_of(hostile, st.lists(st.one_of(answer_cue, st.sampled_from(PIECES)), max_size=12).map("".join))
+)
+def test_mmlu_pro_answer_scan_equals_each_patterns_finditer(raw: str, tally: Tally) -> None:
+    """The card extractor finds the word "answer" once and tries its two patterns only there (a
+    speed-up); that must give exactly the matches each pattern's own `finditer` gives."""
+    from tasks.mmlu_pro import _ANSWER_PATTERNS, _answer_hits
+
+    expected = [(m.start(1), m.group(1)) for pattern in _ANSWER_PATTERNS for m in pattern.finditer(raw)]
+    assert sorted(_answer_hits(raw)) == sorted(expected)
+    tally.add("fuzzed inputs")
