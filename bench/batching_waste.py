@@ -19,7 +19,7 @@ sum(lengths) are useful: waste = padded row-steps / useful row-steps. Strategies
   batching; K = 1 is continuous batching as llama-server and vLLM do it);
 - backend refill_every=K: the HF backend's refilled batches as built (prompt-sorted; a segment
   ends at K steps or later once 90% of its rows have finished and requests wait (`refill_share`)), with the tokens
-  prefilled again counted and converted to decode steps at `PREFILL_TOKENS_PER_STEP`.
+  prefilled again counted and converted to decode steps at `PREFILL_TOKENS_PER_STEP` (or `--prefill-tokens-per-step`).
 
 Decode time is counted in steps (one step per generated position of the batch), which is what a
 memory-bound decode costs whatever the batch size; "steps vs continuous" compares wall time.
@@ -137,7 +137,9 @@ def continuous(lengths: Sequence[int], batch: int) -> int:
     return max(ends)
 
 
-def simulate(items: list[Item], batch: int, budget: int) -> dict[str, Any]:
+def simulate(
+    items: list[Item], batch: int, budget: int, exchange: float = PREFILL_TOKENS_PER_STEP
+) -> dict[str, Any]:
     capped = [(p, min(o, budget)) for p, o in items]
     arrival = [o for _, o in capped]
     useful = sum(arrival)
@@ -165,7 +167,7 @@ def simulate(items: list[Item], batch: int, budget: int) -> dict[str, Any]:
     sorted_items = sorted(capped, key=lambda item: -item[0])  # the backend's order
     for every in (64, 256):
         steps, idle, again = backend_refill(sorted_items, batch, every, REFILL_SHARE)
-        cost = steps + again / PREFILL_TOKENS_PER_STEP
+        cost = steps + again / exchange
         out["strategies"][f"backend refill_every={every}"] = {
             "steps": steps, "waste": idle / useful, "vs_continuous": steps / best,
             "prefilled_again": again, "time_vs_continuous": cost / best,
@@ -202,9 +204,16 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=32768, help="max_tokens: outputs are capped at it")
     parser.add_argument("--json", default=None)
     parser.add_argument(
+        "--prefill-tokens-per-step",
+        type=float,
+        default=None,
+        help="prefilled tokens that cost one decode step (measured by bench/gpu_refill.py; default 80)",
+    )
+    parser.add_argument(
         "--write-lengths", default=None, help="also write the output lengths (bench/published_lengths.json)"
     )
     args = parser.parse_args()
+    exchange = args.prefill_tokens_per_step or PREFILL_TOKENS_PER_STEP
     if not GPT4O.is_dir() or not O1_LCB.is_file():
         raise SystemExit(f"published outputs not found under {REALDATA}; set EVALS_SHARED")
     how, count = counter()
@@ -215,12 +224,14 @@ def main() -> None:
     }
     if args.write_lengths:
         write_lengths(Path(args.write_lengths), how, datasets)
-    report: dict[str, Any] = {"tokens": how, "budget": args.budget, "datasets": {}}
+    report: dict[str, Any] = {"tokens": how, "budget": args.budget, "exchange": exchange, "datasets": {}}
     for name, items in datasets.items():
         print(describe(name, items))
-        report["datasets"][name] = [simulate(items, int(b), args.budget) for b in args.batch_sizes.split(",")]
+        report["datasets"][name] = [
+            simulate(items, int(b), args.budget, exchange) for b in args.batch_sizes.split(",")
+        ]
     print("\n| outputs | batch | strategy | waste (padded / useful) | decode steps | steps vs continuous "
-          f"| prefilled again | time vs continuous (1 step = {PREFILL_TOKENS_PER_STEP} prefill tokens) |")  # fmt: skip
+          f"| prefilled again | time vs continuous (1 step = {exchange:g} prefill tokens) |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|")
     for name, results in report["datasets"].items():
         for result in results:

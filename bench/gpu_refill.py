@@ -13,11 +13,16 @@ lengths in the backend's order (they match exactly when no row ends early, which
 simulator behind docs/performance.md). `--json` (default `$OUT/gpu_refill.json` when `$OUT` is set)
 gets every figure. `--self-test` runs it on the CPU with the tiny config in seconds.
 
-One prepared device run (defaults: 128 requests, batch 64, cap 512; estimated 3-5 minutes on an H200
-including building and loading the model; see docs/performance.md).
+One prepared device run (defaults: 128 requests, batch 64, cap 1024, share 0.5: 2,048 static decode
+steps against 1,662 refilled; estimated 6-8 minutes on an H200 at the 80-115 ms per step measured
+before, building and loading the model included; see docs/performance.md). So few requests show
+little of the full run's gain (the last batch runs to its longest row either way); what the device
+run is for is measuring the exchange rate between a decode step and prefilled tokens, which the
+simulator then applies to the whole published distribution (`batching_waste.py
+--prefill-tokens-per-step`).
 
 Usage: python bench/gpu_refill.py [--config 12b|tiny] [--device cuda] [--requests 128]
-       [--batch-size 64] [--cap 512] [--divide 1] [--refill-every 64] [--refill-share 0.9] [--repeats 1]
+       [--batch-size 64] [--cap 1024] [--divide 1] [--refill-every 64] [--refill-share 0.5] [--repeats 1]
        [--json PATH] [--self-test]
 """
 
@@ -36,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from batching_waste import backend_refill, static
+from batching_waste import PREFILL_TOKENS_PER_STEP, backend_refill, static
 from gpu_throughput import machine, requests, save_random_model, sync, text_config, write
 
 from evals.schema import Request, Sampling
@@ -95,6 +100,20 @@ def predicted(backend: HFBackend, batch: list[Request], args: argparse.Namespace
     }
 
 
+def prefill_exchange(
+    static_pass: dict[str, Any], refill_pass: dict[str, Any], sim: dict[str, int]
+) -> dict[str, Any]:
+    """The simulator's exchange rate, measured: the static pass's seconds per decode step, the
+    refilled pass's time beyond its decode steps at that rate (its prefills again), and so the
+    prefilled tokens that cost one decode step (None when nothing was prefilled again or the
+    refilled pass took no longer than its steps)."""
+    step = static_pass["seconds"] / static_pass["decode_steps"]
+    extra = refill_pass["seconds"] - refill_pass["decode_steps"] * step
+    again = sim["prefilled_again"]
+    per_step = again / (extra / step) if again and extra > 0 else None
+    return {"step_ms": step * 1e3, "extra_s": extra, "prefilled_again": again, "tokens_per_step": per_step}
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     began = time.perf_counter()
     dtype = torch.bfloat16 if args.device.startswith("cuda") else torch.float32
@@ -136,6 +155,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     report["refill_vs_static"] = medians[refill_name] / medians[static_name]
     report["identical"] = same
     report["predicted"] = predicted(backend, batch, args)
+    report["prefill_exchange"] = prefill_exchange(last[static_name], last[refill_name], report["predicted"])
     report["total_s"] = time.perf_counter() - began
     print(f"budgets: {args.requests} drawn from published MMLU-Pro lengths, median {report['budgets']['median']}, "
           f"cap {args.cap} ({report['budgets']['at_cap']} at it); batch {args.batch_size}, refill_every "
@@ -144,6 +164,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
           f"decode steps static {last[static_name]['decode_steps']} (simulated {report['predicted']['static_steps']}), "
           f"refill {last[refill_name]['decode_steps']} (simulated {report['predicted']['refill_steps']}); "
           f"rows that ended before their budget: {last[static_name]['ended_early']}", flush=True)  # fmt: skip
+    exchange = report["prefill_exchange"]
+    if exchange["tokens_per_step"] is not None:
+        print(f"one decode step ({exchange['step_ms']:.1f} ms) costs as much as prefilling "
+              f"{exchange['tokens_per_step']:.0f} tokens again (bench/batching_waste.py assumes "
+              f"{PREFILL_TOKENS_PER_STEP}; rerun it with --prefill-tokens-per-step)", flush=True)  # fmt: skip
     write(report, args.json)
     backend.close()
     return report
@@ -156,10 +181,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--requests", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--prompt-tokens", type=int, default=128)
-    parser.add_argument("--cap", type=int, default=512, help="largest budget (published lengths run to 7K)")
+    parser.add_argument("--cap", type=int, default=1024, help="largest budget (published lengths run to 7K)")
     parser.add_argument("--divide", type=int, default=1, help="divide the published lengths by this")
     parser.add_argument("--refill-every", type=int, default=64)
-    parser.add_argument("--refill-share", type=float, default=0.9)
+    parser.add_argument(
+        "--refill-share", type=float, default=0.5, help="0.5: refills often (measures their cost)"
+    )
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument(
         "--json", default=str(Path(os.environ["OUT"]) / "gpu_refill.json") if os.environ.get("OUT") else None

@@ -83,6 +83,10 @@ def test_refill_benchmark_self_test_matches_the_simulator(tmp_path: Path) -> Non
     assert {r["decode_steps"] for r in refill} == {report["predicted"]["refill_steps"]}
     assert report["predicted"]["refill_steps"] < report["predicted"]["static_steps"]
     assert refill[0]["calls"] > static[0]["calls"] and report["refill_vs_static"] > 0
+    exchange = report["prefill_exchange"]
+    assert (
+        exchange["step_ms"] > 0 and exchange["prefilled_again"] == report["predicted"]["prefilled_again"] > 0
+    )
     assert "refill / static (tok/s)" in done.stdout
 
 
