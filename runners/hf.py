@@ -45,6 +45,7 @@ from evals.schema import (
     build_options,
     option,
 )
+from runners import hf_refill
 from runners.fingerprint import text_sha256, tokenizer_identity
 from runners.hf_batching import Prepared, group_by_sampling, left_pad
 from runners.hf_draft import Drafter, load_drafter
@@ -61,6 +62,7 @@ from runners.hf_generation import (
     generate_with_backoff,
     is_oom,
     kv_footprint,
+    resolve_batch_sizer,
 )
 from runners.hf_identity import quantization, weight_paths, weights_identity
 from runners.hf_loading import (
@@ -75,16 +77,6 @@ from runners.hf_refill import RefillTrigger, RowBudget, RowState, check_refill, 
 from runners.outputs import SplitOutput, error_completion, split_output
 
 END_OF_TURN_TOKENS = ("<turn|>", "<|im_end|>", "<end_of_turn>", "<|eot_id|>")
-
-
-def resolve_batch_sizer(batch_size: int | str, max_batch_size: int) -> BatchSizer:
-    if batch_size == "auto":
-        return BatchSizer(max_batch_size, adaptive=True)
-    if (isinstance(batch_size, str) and not batch_size.isdigit()) or int(batch_size) < 1:
-        raise ValueError(
-            f"batch_size must be 'auto' or a positive integer, got {batch_size!r}; e.g. batch_size=8"
-        )
-    return BatchSizer(int(batch_size), adaptive=False)
 
 
 # --- prompt rendering ---------------------------------------------------------------------
@@ -426,7 +418,7 @@ class HFBackend:
         static batch of the longest prompt would be; prefilling a refilled batch again runs in chunks
         of that prompt's length, so it needs no more memory than the first prefill."""
         size = self._batch_size(items[0], budget)
-        chunk = max(len(items[0].ids), 256)
+        chunk = max(len(items[0].ids), hf_refill.MIN_PREFILL_CHUNK)
         waiting = deque(RowState(item, item.ids, item.request.sampling.max_tokens) for item in items)
 
         def segment(rows: list[RowState[Prepared]], more_waiting: bool) -> None:

@@ -305,6 +305,17 @@ class BatchSizer:
         return True
 
 
+def resolve_batch_sizer(batch_size: int | str, max_batch_size: int) -> BatchSizer:
+    """The sizer for the `batch_size` option: adaptive from `max_batch_size` for "auto", else fixed."""
+    if batch_size == "auto":
+        return BatchSizer(max_batch_size, adaptive=True)
+    if (isinstance(batch_size, str) and not batch_size.isdigit()) or int(batch_size) < 1:
+        raise ValueError(
+            f"batch_size must be 'auto' or a positive integer, got {batch_size!r}; e.g. batch_size=8"
+        )
+    return BatchSizer(int(batch_size), adaptive=False)
+
+
 def generate_with_backoff(
     batch: Sequence[T], generate: Callable[[Sequence[T]], list[R]], sizer: BatchSizer
 ) -> Iterator[list[R]]:

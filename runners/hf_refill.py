@@ -31,6 +31,8 @@ from runners.hf_generation import BatchSizer, is_oom
 
 T = TypeVar("T")
 
+MIN_PREFILL_CHUNK = 256  # a refilled batch's prefill runs in chunks of its longest prompt, at least this
+
 
 @dataclass
 class RowState(Generic[T]):

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from evals.schema import Message, Request, Sampling
+from runners import hf_refill
 from runners.hf import HFBackend
 from runners.hf_generation import BatchSizer
 from runners.hf_refill import RefillTrigger, RowBudget, RowState, check_refill, rows_needed, run_refilled
@@ -172,7 +173,12 @@ def test_smollm2_greedy_refilled_equals_static(smollm2_gguf: Path) -> None:
 
 
 @pytest.mark.slow
-def test_tiny_gemma4_sampled_rows_with_stop_strings_equal_static(tmp_path: Path) -> None:
+@pytest.mark.parametrize("chunk", [256, 4])
+def test_tiny_gemma4_sampled_rows_with_stop_strings_equal_static(
+    tmp_path: Path, chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With chunk 4 every refilled prefill runs in chunks of the longest prompt (the same tokens)."""
+    monkeypatch.setattr(hf_refill, "MIN_PREFILL_CHUNK", chunk)
     model = save_tiny_gemma4(tmp_path, with_processor=False)
     words = ["the", "quick", "brown", "fox", "jumps", "over", "the", "lazy", "dog", "again", "and", "again"]
     asks = [" ".join(words[: 1 + (i * 5) % len(words)]) for i in range(9)]
