@@ -53,9 +53,7 @@ from runners.hf_generation import (
     SAMPLER_VERSION,
     BatchSizer,
     KVFootprint,
-    SeededSampler,
     StopStrings,
-    TokenCounter,
     batch_for_budget,
     free_accelerator_memory,
     free_memory_bytes,
@@ -63,6 +61,8 @@ from runners.hf_generation import (
     is_oom,
     kv_footprint,
     resolve_batch_sizer,
+    sampling_processors,
+    stop_criteria,
 )
 from runners.hf_identity import quantization, weight_paths, weights_identity
 from runners.hf_loading import (
@@ -356,8 +356,8 @@ class HFBackend:
         inputs = self._model_inputs([enc for _, enc in ready])
         prompt_len = inputs["input_ids"].shape[1]
         stopper = self._stopper(sampling, prompt_len, len(batch))
-        criteria = self._criteria(stopper, prompt_len, len(batch))
         budgets = [item.request.sampling.max_tokens for item in batch]
+        criteria = self._criteria(stopper, prompt_len, budgets)
         if len(set(budgets)) > 1:  # rows of one batch may have different budgets: each stops at its own
             criteria.append(RowBudget(budgets, prompt_len))
         output = self.model.generate(
@@ -381,22 +381,8 @@ class HFBackend:
     def _sampler(
         self, batch: Sequence[Prepared], prompt_len: int, offsets: Sequence[int] | None = None
     ) -> LogitsProcessorList:
-        """The seeded sampler for a sampled batch (none for greedy)."""
-        sampling, processors = batch[0].request.sampling, LogitsProcessorList()
-        if sampling.temperature > 0:
-            seeds = [item.request.sampling.seed for item in batch]
-            processors.append(
-                SeededSampler(
-                    seeds,
-                    sampling.temperature,
-                    sampling.top_k,
-                    sampling.top_p,
-                    self.model.device,
-                    prompt_len,
-                    offsets,
-                )
-            )
-        return processors
+        seeds = [item.request.sampling.seed for item in batch]
+        return sampling_processors(batch[0].request.sampling, seeds, self.model.device, prompt_len, offsets)
 
     def _stopper(
         self, sampling: Sampling, prompt_len: int, rows: int, starts: Sequence[int] | None = None
@@ -405,12 +391,14 @@ class HFBackend:
             StopStrings(sampling.stop, self._decode_tail, prompt_len, rows, starts) if sampling.stop else None
         )
 
-    def _criteria(self, stopper: StopStrings | None, prompt_len: int, rows: int) -> StoppingCriteriaList:
-        """Stop strings and the progress counter, where there are any."""
-        criteria = StoppingCriteriaList([stopper] if stopper else [])
-        if self._token_callback is not None:
-            criteria.append(TokenCounter(self._token_callback, self.stop_ids, prompt_len, rows))
-        return criteria
+    def _criteria(
+        self,
+        stopper: StopStrings | None,
+        prompt_len: int,
+        limits: list[int],
+        offsets: list[int] | None = None,
+    ) -> StoppingCriteriaList:
+        return stop_criteria(stopper, self._token_callback, self.stop_ids, prompt_len, limits, offsets)
 
     def _generate_refilled(self, items: list[Prepared], budget: int) -> Iterator[Completion]:
         """Completions of text-only `items` (one sampling setting, longest prompt first) in refilled
@@ -441,7 +429,9 @@ class HFBackend:
         sampling = rows[0].item.request.sampling
         stopper = self._stopper(sampling, width, len(rows), [width - len(row.generated) for row in rows])
         budget = RowBudget([row.remaining for row in rows], width)
-        criteria = self._criteria(stopper, width, len(rows))
+        criteria = self._criteria(
+            stopper, width, [row.remaining for row in rows], [len(r.generated) for r in rows]
+        )
         criteria.append(budget)
         if more_waiting:
             stops = (lambda: stopper.stopped_at) if stopper is not None else None

@@ -1,7 +1,8 @@
-"""Generation helpers for the transformers backend: per-row seeded sampling, stop strings, batch
-sizes from the KV cache's footprint and free memory, and batch-size back-off on out-of-memory.
+"""Generation helpers for the transformers backend: per-row seeded sampling, stop strings, token
+progress, batch sizes from the KV cache's footprint and free memory, and batch-size back-off on
+out-of-memory.
 
-Only `runners.hf` imports this module. It does not load models, render prompts or decode outputs.
+Only the `runners.hf*` modules import this. It does not load models, render prompts or decode outputs.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import torch
-from transformers import LogitsProcessor, StoppingCriteria
+from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -151,31 +152,84 @@ class StopStrings(StoppingCriteria):
 class TokenCounter(StoppingCriteria):
     """Report generated tokens while a batch runs (for progress bars); never stops a row.
 
-    Each call counts the new tokens of every row that has not yet produced an end id (one per
-    step, or a run of them when assisted generation accepts several drafted tokens at once)."""
+    Each call counts the new tokens of every row that has not ended (one per step, or a run of them
+    when assisted generation accepts several drafted tokens at once). A row ends at an end id, at
+    `limits[i]` new tokens (its budget in a batch of larger ones), or at its stop string (`stopped`,
+    the batch's `StopStrings.stopped_at`, counted from `offsets[i]` tokens generated before this
+    call's input); the padding after that is not counted."""
 
-    def __init__(self, callback: Callable[[int], None], end_ids: Sequence[int], prompt_len: int, rows: int):
+    def __init__(
+        self,
+        callback: Callable[[int], None],
+        end_ids: Sequence[int],
+        prompt_len: int,
+        rows: int,
+        limits: Sequence[int] | None = None,
+        stopped: Callable[[], list[int | None]] | None = None,
+        offsets: Sequence[int] | None = None,
+    ):
         self.callback = callback
         self.end_ids = frozenset(end_ids)
         self.prompt_len = prompt_len
         self.done = [False] * rows
+        self.limits = list(limits) if limits is not None else None
+        self.stopped = stopped
+        self.offsets = list(offsets) if offsets is not None else [0] * rows
         self.seen = 0  # generated steps already counted
 
     def __call__(
         self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any
     ) -> torch.BoolTensor:
         new = input_ids[:, self.prompt_len + self.seen :].tolist()
+        stopped = self.stopped() if self.stopped is not None else [None] * len(new)
         count = 0
         for row, tokens in enumerate(new):
-            for token in tokens:
+            for step, token in enumerate(tokens, start=self.seen + 1):
                 if self.done[row]:
                     break
                 count += 1
-                self.done[row] = token in self.end_ids
+                limit = self.limits[row] if self.limits is not None else None
+                at = stopped[row]
+                self.done[row] = (
+                    token in self.end_ids
+                    or (limit is not None and step >= limit)
+                    or (at is not None and self.offsets[row] + step >= at)
+                )
         self.seen += len(new[0]) if new else 0
         if count:
             self.callback(count)
         return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+
+def sampling_processors(
+    sampling: Any, seeds: Sequence[int], device: Any, prompt_len: int, offsets: Sequence[int] | None = None
+) -> LogitsProcessorList:
+    """The seeded sampler for a sampled batch (`sampling.temperature` > 0), else nothing (greedy)."""
+    processors = LogitsProcessorList()
+    if sampling.temperature > 0:
+        processors.append(
+            SeededSampler(
+                seeds, sampling.temperature, sampling.top_k, sampling.top_p, device, prompt_len, offsets
+            )
+        )
+    return processors
+
+
+def stop_criteria(
+    stopper: StopStrings | None,
+    callback: Callable[[int], None] | None,
+    end_ids: Sequence[int],
+    prompt_len: int,
+    limits: Sequence[int],
+    offsets: Sequence[int] | None = None,
+) -> StoppingCriteriaList:
+    """Stop strings and the progress counter, where there are any (`limits`: each row's budget in
+    this call; `offsets`: tokens each row generated before it)."""
+    criteria = StoppingCriteriaList([stopper] if stopper else [])
+    if callback is not None:
+        stopped = (lambda: stopper.stopped_at) if stopper is not None else None
+        criteria.append(TokenCounter(callback, end_ids, prompt_len, len(limits), limits, stopped, offsets))
+    return criteria
 
 
 # --- batch size from memory -----------------------------------------------------------------

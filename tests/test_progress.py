@@ -42,6 +42,26 @@ def test_hf_reports_tokens_step_by_step_while_a_batch_runs(tiny: HFBackend) -> N
     assert sum(reports) == sum(c.completion_tokens for c in completions)
 
 
+@pytest.mark.parametrize("options", [{}, {"refill_every": 2, "refill_share": 0.5}])
+def test_token_counts_stop_at_each_rows_end_with_mixed_budgets_and_stop_strings(
+    tiny: HFBackend, options: dict[str, object]
+) -> None:
+    """Rows of different budgets in one batch, rows cut by a stop string (static and refilled):
+    the padding generated after a row's end is not counted as progress."""
+    backend = HFBackend(str(tiny.loaded_from), batch_size=3, progress=False, **options)  # type: ignore[arg-type]
+    batch = [
+        Request(key=f"m{i}", sample_id=str(i), repeat=0, messages=(Message.user("count " * (i + 1)),),
+                sampling=Sampling(max_tokens=n, temperature=1.0, seed=i, stop=("e",)))
+        for i, n in enumerate((3, 16, 7, 12, 5, 20))
+    ]  # fmt: skip
+    reports: list[int] = []
+    backend.on_tokens(reports.append)
+    completions = list(backend.generate(batch))
+    backend.close()
+    assert {c.finish_reason for c in completions} == {"stop", "length"}
+    assert sum(reports) == sum(c.completion_tokens for c in completions)
+
+
 def test_the_bar_names_row_and_model_and_counts_tokens(
     tiny: HFBackend, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
