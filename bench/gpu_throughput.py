@@ -21,6 +21,7 @@ Usage: python bench/gpu_throughput.py [--config 12b|tiny] [--device cuda] [--bat
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -89,18 +90,30 @@ def text_config(name: str) -> Gemma4UnifiedTextConfig:
 
 def save_random_model(config: Gemma4UnifiedTextConfig, device: str, dtype: torch.dtype, path: Path) -> int:
     """Build the model with seeded random weights on `device` in `dtype`, save it with the tiny
-    Gemma 4 tokenizer (ids the model never emits decode to nothing) and return its parameter count."""
+    Gemma 4 tokenizer (ids the model never emits decode to nothing) and return its parameter count.
+    A model this function saved before at `path` with the same config and dtype is reused (the
+    benchmarks of one device session share it through `--workdir`; saving 24 GB takes a minute)."""
+    stamp = path / "bench-model.json"
+    wanted = {"config": config.to_dict(), "dtype": str(dtype)}
+    if stamp.is_file():
+        saved = json.loads(stamp.read_text())
+        if (
+            saved.get("config") == json.loads(json.dumps(wanted["config"], default=str))
+            and saved.get("dtype") == wanted["dtype"]
+        ):
+            return int(saved["parameters"])
     torch.manual_seed(0)
     default = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
     try:
         with torch.device(device):
-            model = Gemma4UnifiedForCausalLM(config).eval()
+            model = Gemma4UnifiedForCausalLM(copy.deepcopy(config)).eval()  # the caller's config unchanged
     finally:
         torch.set_default_dtype(default)
     count = sum(p.numel() for p in model.parameters())
     model.save_pretrained(path)
     build_tokenizer().save_pretrained(path)
+    stamp.write_text(json.dumps({**wanted, "parameters": count}, default=str))  # last: a complete save
     del model
     free_device(device)
     return count

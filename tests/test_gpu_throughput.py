@@ -36,6 +36,19 @@ def test_12b_config_has_the_published_size_and_attention_pattern() -> None:
     assert config.final_logit_softcapping == 30.0
 
 
+def test_a_saved_random_model_is_reused_only_for_the_same_config_and_dtype(tmp_path: Path) -> None:
+    bench = load_bench("gpu_throughput")
+    tiny, path = bench.text_config("tiny"), tmp_path / "model"
+    count = bench.save_random_model(tiny, "cpu", torch.float32, path)
+    weights = path / "model.safetensors"
+    first = weights.stat().st_mtime_ns
+    assert bench.save_random_model(tiny, "cpu", torch.float32, path) == count
+    assert weights.stat().st_mtime_ns == first  # reused, not written again
+    bench.save_random_model(tiny, "cpu", torch.bfloat16, path)  # another dtype: built again
+    assert weights.stat().st_mtime_ns != first
+    assert json.loads((path / "bench-model.json").read_text())["dtype"] == "torch.bfloat16"
+
+
 @pytest.mark.subprocess
 def test_self_test_runs_every_path_and_writes_the_table(tmp_path: Path) -> None:
     out = tmp_path / "gpu_throughput.json"
