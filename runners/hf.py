@@ -53,6 +53,7 @@ from runners.hf_generation import (
     SAMPLER_VERSION,
     BatchSizer,
     KVFootprint,
+    RowBudget,
     StopStrings,
     batch_for_budget,
     free_accelerator_memory,
@@ -73,7 +74,7 @@ from runners.hf_loading import (
 )
 from runners.hf_media import Encoded, MediaEncoder, collate, has_media, media_messages
 from runners.hf_prompts import UnsupportedInput, chat_messages, cut_at_stop, one_bos
-from runners.hf_refill import RefillTrigger, RowBudget, RowState, check_refill, rows_needed, run_refilled
+from runners.hf_refill import RefillTrigger, RowState, check_refill, rows_needed, run_refilled
 from runners.outputs import SplitOutput, error_completion, split_output
 
 END_OF_TURN_TOKENS = ("<turn|>", "<|im_end|>", "<end_of_turn>", "<|eot_id|>")
@@ -457,7 +458,6 @@ class HFBackend:
         for row, tokens, at in zip(rows, output[:, width:].tolist(), stopped, strict=True):
             row.extend(tokens, self.end_ids, at)
             row.seconds += share
-            row.segments += 1
 
     def _draft_kwargs(self) -> dict[str, Any]:
         return {"assistant_model": self.draft.model} if self.draft is not None else {}

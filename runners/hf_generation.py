@@ -149,6 +149,21 @@ class StopStrings(StoppingCriteria):
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
+class RowBudget(StoppingCriteria):
+    """Mark row i done once it has generated `remaining[i]` tokens in this call: rows of one batch
+    with different budgets (or, refilled, different budgets left); `max_new_tokens` is the largest."""
+
+    def __init__(self, remaining: Sequence[int], prompt_len: int):
+        self.remaining = torch.tensor(list(remaining), dtype=torch.long)
+        self.prompt_len = prompt_len
+
+    def __call__(
+        self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any
+    ) -> torch.BoolTensor:
+        steps = input_ids.shape[1] - self.prompt_len
+        return (self.remaining <= steps).to(input_ids.device)
+
+
 class TokenCounter(StoppingCriteria):
     """Report generated tokens while a batch runs (for progress bars); never stops a row.
 

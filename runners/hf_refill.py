@@ -27,7 +27,7 @@ from typing import Any, Generic, TypeVar
 import torch
 from transformers import StoppingCriteria
 
-from runners.hf_generation import BatchSizer, is_oom
+from runners.hf_generation import BatchSizer, RowBudget, is_oom
 
 T = TypeVar("T")
 
@@ -46,7 +46,6 @@ class RowState(Generic[T]):
     stopped_at: int | None = None  # generated tokens at a stop string, if one was hit
     finished: bool = False
     seconds: float = 0.0  # this row's share of the segments it took part in
-    segments: int = 0
     error: Exception | None = None  # the segment failed (not out-of-memory that a smaller batch fixes)
 
     @property
@@ -69,21 +68,6 @@ class RowState(Generic[T]):
         self.generated.extend(new[:end])
         ended = bool(self.generated) and self.generated[-1] in end_ids
         self.finished = ended or self.stopped_at is not None or self.remaining <= 0
-
-
-class RowBudget(StoppingCriteria):
-    """Mark row i done once it has generated `remaining[i]` tokens in this segment (rows of one batch
-    have different budgets left after a refill; `max_new_tokens` is the largest)."""
-
-    def __init__(self, remaining: Sequence[int], prompt_len: int):
-        self.remaining = torch.tensor(list(remaining), dtype=torch.long)
-        self.prompt_len = prompt_len
-
-    def __call__(
-        self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any
-    ) -> torch.BoolTensor:
-        steps = input_ids.shape[1] - self.prompt_len
-        return (self.remaining <= steps).to(input_ids.device)
 
 
 class RefillTrigger(StoppingCriteria):
@@ -152,19 +136,16 @@ def run_refilled(
             waiting.appendleft(active.pop())
         while waiting and len(active) < size:
             active.append(waiting.popleft())
+        backed_off = False
         try:
             run_segment(active, bool(waiting))
         except Exception as exc:
-            if not (is_oom(exc) and sizer.shrink(len(active))):
+            if is_oom(exc) and sizer.shrink(len(active)):
+                backed_off = True
+            else:
                 for row in active:
                     row.error, row.finished = exc, True
-                yield from active
-                active = []
-                continue
-            failed = True
-        else:
-            failed = False
-        if failed:  # out of memory: free it outside the handler (the traceback pins tensors)
+        if backed_off:  # out of memory: free it outside the handler (the traceback pins tensors)
             free_memory()
             continue
         yield from (row for row in active if row.finished)

@@ -14,8 +14,8 @@ import torch
 from evals.schema import Message, Request, Sampling
 from runners import hf_refill
 from runners.hf import HFBackend
-from runners.hf_generation import BatchSizer
-from runners.hf_refill import RefillTrigger, RowBudget, RowState, check_refill, rows_needed, run_refilled
+from runners.hf_generation import BatchSizer, RowBudget
+from runners.hf_refill import RefillTrigger, RowState, check_refill, rows_needed, run_refilled
 from runners.tiny_gemma4 import save_tiny_gemma4
 
 END = frozenset({0})
