@@ -7,7 +7,8 @@ and some run to the budget. The same requests then run with static batches (`ref
 with refilled batches (`refill_every=K`) on the same loaded weights, alternating their order over
 --repeats rounds after an untimed warm-up. Printed per path: wall time, generated tokens, tokens/s
 (generated tokens only; re-prefilled tokens are the refill's cost, not output), generate calls,
-and per round and overall the refill/static speed ratio; then how many completions are identical
+decode steps and row-steps (rows x steps: the decode work, padding included), and per round and
+overall the refill/static speed ratio; then how many completions are identical
 token for token (a prefilled token's logits can differ from a decoded one's in the last bits).
 
 Usage: python bench/hf_refill.py [--prompts 32] [--new-tokens 192] [--batch-size 16]
