@@ -40,6 +40,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import hf_refill
 import torch
 from batching_waste import PREFILL_TOKENS_PER_STEP, backend_refill, static
 from gpu_throughput import machine, requests, save_random_model, sync, text_config, write
@@ -67,25 +68,14 @@ def build(count: int, prompt_tokens: int, cap: int, divide: int, tag: str) -> li
 def run_pass(
     backend: HFBackend, batch: list[Request], every: int, share: float, device: str
 ) -> dict[str, Any]:
-    backend.options = dataclasses.replace(backend.options, refill_every=every, refill_share=share)
-    backend.generated_ids, first = {}, len(backend.batch_sizes)
-    sync(device)
-    start = time.perf_counter()
-    completions = list(backend.generate(batch))
-    sync(device)
-    seconds = time.perf_counter() - start
-    errors = [c.error for c in completions if c.error]
-    if errors:
-        raise SystemExit(f"backend errors: {errors[:2]}")
-    rows, steps = backend.batch_sizes[first:], backend.decode_steps[first:]
-    tokens = sum(c.completion_tokens for c in completions)
+    """bench/hf_refill.py's pass, synchronised with the device, as a JSON-ready dict with the
+    number of rows that ended before their drawn budget (none should: the weights are random)."""
+    done = hf_refill.run_pass(backend, batch, every, share, sync=lambda: sync(device))
+    figures = dataclasses.asdict(done)
+    figures["decode_steps"] = figures.pop("steps")
     budget = {r.key: r.sampling.max_tokens for r in batch}
-    return {
-        "seconds": seconds, "tokens": tokens, "tokens_per_s": tokens / seconds, "calls": len(rows),
-        "decode_steps": sum(steps), "row_steps": sum(r * n for r, n in zip(rows, steps, strict=True)),
-        "ended_early": sum(c.completion_tokens < budget[c.key] for c in completions),
-        "ids": dict(backend.generated_ids),
-    }  # fmt: skip
+    figures["ended_early"] = sum(len(ids) < budget[key] for key, ids in done.ids.items())
+    return {**figures, "tokens_per_s": done.tokens / done.seconds}
 
 
 def predicted(backend: HFBackend, batch: list[Request], args: argparse.Namespace) -> dict[str, int]:

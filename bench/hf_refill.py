@@ -24,6 +24,7 @@ import os
 import random
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -73,11 +74,21 @@ class Pass:
     ids: dict[str, list[int]]
 
 
-def run_pass(backend: HFBackend, requests: list[Request], refill_every: int, share: float = 0.9) -> Pass:
+def run_pass(
+    backend: HFBackend,
+    requests: list[Request],
+    refill_every: int,
+    share: float = 0.9,
+    sync: Callable[[], None] = lambda: None,
+) -> Pass:
+    """One pass of `requests` with the given refill settings; `sync` (e.g. waiting for the GPU)
+    runs before the clock starts and before it stops."""
     backend.options = dataclasses.replace(backend.options, refill_every=refill_every, refill_share=share)
     backend.generated_ids, first = {}, len(backend.batch_sizes)
+    sync()
     start = time.perf_counter()
     completions = list(backend.generate(requests))
+    sync()
     seconds = time.perf_counter() - start
     errors = [c.error for c in completions if c.error]
     if errors:
